@@ -1,0 +1,33 @@
+"""Shared fixtures: the real CirCor copy (skipped where absent) and a small synthetic CirCor folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def circor_path() -> Path:
+    """Where the real CirCor copy is expected: $MURMURLM_CIRCOR, else ../shared/circor-dev."""
+    return Path(os.environ.get("MURMURLM_CIRCOR", REPO.parent / "shared" / "circor-dev"))
+
+
+@pytest.fixture(scope="session")
+def circor_root() -> Path:
+    path = circor_path()
+    if not (path / "training_data").is_dir():
+        pytest.skip(f"real CirCor data not found at {path} (set MURMURLM_CIRCOR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_circor(tmp_path_factory) -> Path:
+    """A synthetic dataset folder in CirCor's official layout (WAV audio, 4 kHz)."""
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    root = tmp_path_factory.mktemp("synthetic_circor")
+    write_synthetic_circor(root, num_patients=12, seed=0)
+    return root
