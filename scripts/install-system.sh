@@ -2,7 +2,7 @@
 # Installs the Debian packages that some tests need, when they are missing and we are root.
 # Tests that need a tool which is still absent skip with a reason.
 set -u
-packages=(flac)
+packages=(flac chromium chromium-driver espeak-ng)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -36,7 +37,14 @@ T = TypeVar("T")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    # Nested configs defined in a local scope (a function, a doctest) are not in the module's
+    # globals; their ``default_factory`` names them.
+    local = {f.default_factory.__name__: f.default_factory for f in dataclasses.fields(cls)
+             if isinstance(f.default_factory, type)}
+    try:
+        hints = typing.get_type_hints(cls, localns=local)
+    except NameError as err:
+        raise ConfigError(f"{cls.__name__}: cannot resolve a field type ({err})") from None
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
@@ -83,9 +91,15 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if annotation in (int, float):
+        if isinstance(value, str):  # '3e-4': YAML 1.1 reads exponents without a dot as strings
+            text = value.strip()
+            try:
+                value = int(text) if annotation is int and text.lstrip("+-").isdigit() else float(text)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if annotation is int and float(value) != int(value):
+        if annotation is int and not (isinstance(value, int) or (math.isfinite(value) and value.is_integer())):
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return annotation(value)
     if annotation is str:
@@ -145,12 +159,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    # YAML reads '3e-4' as a string; numbers written that way are common in ML configs.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value.lower() for c in ".e") and value.strip() else value
-        except ValueError:
-            pass
+    # YAML reads '3e-4' as a string; _convert turns it into a number where the field is one.
     return key.strip(), value
 
 
@@ -170,11 +179,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of key: value")
         data = loaded or {}
-    base = config_to_dict(from_dict(cls, data))
-    for text in overrides:
+    for text in overrides:  # merged before the dataclass is built: an override may fill a required field
         key, value = parse_override(text)
-        _set_dotted(base, key, value)
-    return from_dict(cls, base)
+        _set_dotted(data, key, value)
+    return from_dict(cls, data)
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

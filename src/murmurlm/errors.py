@@ -30,3 +30,7 @@ class AudioError(DataFormatError):
 
 class ConfigError(MurmurlmError, ValueError):
     """A configuration file or a ``key=value`` override is invalid."""
+
+
+class DownloadError(MurmurlmError, OSError):
+    """A download failed for good (after retries) or a downloaded file failed its checksum."""

@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # One module per command group, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment")
 
 
 @app.callback()
@@ -47,7 +47,7 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point. Returns the exit code (2 for a murmurlm error, with one clear line)."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # the code of a `raise typer.Exit(code)`
     except MurmurlmError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -58,14 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 1
     except Exception as err:  # click usage errors
         import click
-        if isinstance(err, click.exceptions.ClickException):
+        # typer >= 0.20 vendors click as typer._click; its exceptions derive from typer.TyperException.
+        usage = isinstance(err, typer.TyperException) and hasattr(err, "show") and hasattr(err, "exit_code")
+        if usage or isinstance(err, click.exceptions.ClickException):
             err.show()
             return err.exit_code
-        if isinstance(err, click.exceptions.Abort):
+        if isinstance(err, (click.exceptions.Abort, typer.Abort)):
             print("aborted", file=sys.stderr)
             return 1
         raise
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -273,6 +273,31 @@ class PatientHeader:
     sampling_rate: int
     recordings: tuple[tuple[str, str, str, str], ...]  # (location, hea, wav, tsv) file names
     fields: dict[str, str]  # '#Key: value' lines
+    field_lines: dict[str, int] = field(default_factory=dict)  # line number of each '#Key: value'
+    recording_lines: tuple[int, ...] = ()  # line number of each recording line
+
+
+def _parse_number(text: str, kind: type, path: Path, line: int, what: str) -> int | float:
+    """``int`` or finite ``float`` from ``text``, or a DataFormatError naming ``what``."""
+    try:
+        value = float(text) if kind is float else int(text)
+    except ValueError:
+        raise DataFormatError(path, f"{what} must be a number, got {text!r}", line) from None
+    if kind is float and not math.isfinite(value):
+        raise DataFormatError(path, f"{what} must be finite, got {text!r}", line)
+    return value
+
+
+def _plain_file_name(name: str, path: Path, line: int) -> str:
+    """A file name listed in a header must name a file beside it: no folders, no '..'."""
+    if name in (".", "..") or any(c in name for c in "/\\\0") or len(name.encode("utf-8", "replace")) > 255:
+        raise DataFormatError(path, f"file name {name[:80]!r} must be a plain name in the same folder", line)
+    return name
+
+
+def is_patient_id(text: str) -> bool:
+    """CirCor patient ids are ASCII decimal numbers ('50782'); file stems that are not are no patients."""
+    return text.isascii() and text.isdigit()
 
 
 def read_patient_txt(path: str | Path) -> PatientHeader:
@@ -286,14 +311,15 @@ def read_patient_txt(path: str | Path) -> PatientHeader:
     if len(first) != 3:
         raise DataFormatError(path, f"first line must be '<id> <recordings> <fs>', got {lines[0]!r}", 1)
     pid = first[0]
-    try:
-        count, fs = int(first[1]), int(float(first[2]))
-    except ValueError:
-        raise DataFormatError(path, f"non-numeric count or sampling rate in {lines[0]!r}", 1) from None
-    if count < 0 or fs <= 0:
+    count = _parse_number(first[1], int, path, 1, "number of recordings")
+    fs_value = _parse_number(first[2], float, path, 1, "sampling rate")
+    if count < 0 or fs_value <= 0 or fs_value != int(fs_value):
         raise DataFormatError(path, f"impossible count or sampling rate in {lines[0]!r}", 1)
+    fs = int(fs_value)
     recordings: list[tuple[str, str, str, str]] = []
+    recording_lines: list[int] = []
     fields: dict[str, str] = {}
+    field_lines: dict[str, int] = {}
     for lineno, raw in enumerate(lines[1:], start=2):
         line = raw.strip()
         if not line:
@@ -303,16 +329,18 @@ def read_patient_txt(path: str | Path) -> PatientHeader:
             if not sep:
                 raise DataFormatError(path, f"header field needs '#Key: value', got {line!r}", lineno)
             fields[key.strip()] = value.strip()
+            field_lines[key.strip()] = lineno
             continue
         cols = line.split()
         if len(cols) != 4:
             raise DataFormatError(path, f"recording line needs '<loc> <hea> <wav> <tsv>', got {line!r}", lineno)
         if cols[0] not in L.LOCATIONS:
             raise DataFormatError(path, f"unknown location {cols[0]!r}; valid: {', '.join(L.LOCATIONS)}", lineno)
-        recordings.append((cols[0], cols[1], cols[2], cols[3]))
+        recordings.append((cols[0], *(_plain_file_name(c, path, lineno) for c in cols[1:])))
+        recording_lines.append(lineno)
     if len(recordings) != count:
         raise DataFormatError(path, f"first line announces {count} recordings, {len(recordings)} listed", 1)
-    return PatientHeader(pid, fs, tuple(recordings), fields)
+    return PatientHeader(pid, fs, tuple(recordings), fields, field_lines, tuple(recording_lines))
 
 
 def read_audio(path: str | Path, expected_rate: int | None = None, expected_samples: int | None = None,
@@ -324,26 +352,48 @@ def read_audio(path: str | Path, expected_rate: int | None = None, expected_samp
     channel (unless ``mono=True``, which mixes channels down).
     """
     path = Path(path)
-    if not path.exists():
+    data, rate = decode_audio(path)
+    if data.shape[1] > 1 and mono:
+        data = data.mean(axis=1, keepdims=True)
+    issues = audio_issues(data, rate, expected_rate, expected_samples)
+    if issues:
+        raise AudioError(path, "; ".join(issues))
+    return np.ascontiguousarray(data[:, 0])
+
+
+def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a WAV/FLAC file to float32 ``(samples, channels)`` and its rate, unchecked.
+
+    Raises AudioError for a missing or undecodable file. :func:`audio_issues` lists what is wrong
+    with the result; :func:`read_audio` does both.
+    """
+    path = Path(path)
+    if not path.is_file():
         raise AudioError(path, "audio file not found")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         raise AudioError(path, f"cannot decode audio: {err}") from None
+    return data, int(rate)
+
+
+def audio_issues(data: np.ndarray, rate: int, expected_rate: int | None = None,
+                 expected_samples: int | None = None) -> list[str]:
+    """Every way decoded audio ``(samples, channels)`` differs from a usable CirCor recording:
+    no samples, more than one channel, a rate other than ``expected_rate``, a length other than
+    ``expected_samples``, non-finite samples. Empty when the audio is fine."""
+    issues = []
     if data.shape[0] == 0:
-        raise AudioError(path, "audio file has no samples")
+        issues.append("audio file has no samples")
     if data.shape[1] > 1:
-        if not mono:
-            raise AudioError(path, f"expected mono audio, got {data.shape[1]} channels")
-        data = data.mean(axis=1, keepdims=True)
+        issues.append(f"expected mono audio, got {data.shape[1]} channels")
     if expected_rate is not None and rate != expected_rate:
-        raise AudioError(path, f"sampling rate {rate} Hz, expected {expected_rate} Hz")
-    if expected_samples is not None and data.shape[0] != expected_samples:
-        raise AudioError(path, f"{data.shape[0]} samples, header announces {expected_samples} (truncated file?)")
-    wave = np.ascontiguousarray(data[:, 0])
-    if not np.all(np.isfinite(wave)):
-        raise AudioError(path, "audio contains NaN or infinite samples")
-    return wave
+        issues.append(f"sampling rate {rate} Hz, expected {expected_rate} Hz")
+    if expected_samples is not None and data.shape[0] not in (0, expected_samples):
+        issues.append(f"{data.shape[0]} samples, header announces {expected_samples} (truncated file?)")
+    if not np.all(np.isfinite(data)):
+        issues.append("audio contains NaN or infinite samples")
+    return issues
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,45 +416,81 @@ def parse_recording_name(name: str) -> tuple[str, str, int | None]:
     return m.group("pid"), m.group("loc"), int(m.group("n")) if m.group("n") else None
 
 
-def read_label_table(path: str | Path) -> dict[str, dict[str, str]]:
-    """Read ``training_data.csv`` into {patient id: {column: cell}} with a clear error per bad row."""
+def read_label_table(path: str | Path, problems: list[Problem] | None = None,
+                     lines: dict[str, int] | None = None) -> dict[str, dict[str, str]]:
+    """Read ``training_data.csv`` into {patient id: {column: cell}} with a clear error per bad row.
+
+    By default the first bad row raises DataFormatError. With a ``problems`` list, a bad row is
+    appended to it (severity "error") and skipped, so that every bad row is found in one pass
+    (a bad header still raises). ``lines``, when given, receives each patient's line number.
+    """
     path = Path(path)
     text = _read_text(path)
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or "Patient ID" not in reader.fieldnames:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as err:
+        raise DataFormatError(path, f"malformed CSV header: {err}", 1) from None
+    if fieldnames is None or "Patient ID" not in fieldnames:
         raise DataFormatError(path, "no 'Patient ID' column in the header", 1)
-    missing = [f.name for f in L.FEATURES if f.name not in reader.fieldnames]
+    missing = [f.name for f in (*L.FEATURES, *L.AUXILIARY) if f.name not in fieldnames]
     if missing:
         raise DataFormatError(path, f"missing column(s): {', '.join(missing)}", 1)
     rows: dict[str, dict[str, str]] = {}
-    for lineno, row in enumerate(reader, start=2):
+    lineno = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            raise DataFormatError(path, f"malformed CSV: {err}", reader.reader.line_num) from None
+        lineno = reader.line_num
         pid = (row.get("Patient ID") or "").strip()
         if not pid:
-            raise DataFormatError(path, "empty Patient ID", lineno)
-        if None in row or any(v is None for v in row.values()):
-            raise DataFormatError(path, "wrong number of columns", lineno)
-        if pid in rows:
-            raise DataFormatError(path, f"patient {pid} appears twice", lineno)
-        rows[pid] = {k: v.strip() for k, v in row.items()}
+            err = DataFormatError(path, "empty Patient ID", lineno)
+        elif not is_patient_id(pid):
+            err = DataFormatError(path, f"Patient ID must be a number, got {pid[:40]!r}", lineno)
+        elif None in row or any(v is None for v in row.values()):
+            err = DataFormatError(path, f"wrong number of columns (header has {len(fieldnames)})", lineno)
+        elif pid in rows:
+            err = DataFormatError(path, f"patient {pid} appears twice", lineno)
+        else:
+            rows[pid] = {k: v.strip() for k, v in row.items()}
+            if lines is not None:
+                lines[pid] = lineno
+            continue
+        if problems is None:
+            raise err
+        problems.append(Problem(path, err.message, lineno, "error"))
     return rows
 
 
-def patient_labels(source: dict[str, str], path: Path, line: int | None = None) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Normalise the label fields of one patient (csv row or .txt fields) through the schema."""
+def patient_labels(source: dict[str, str], path: Path, line: int | None = None,
+                   lines: dict[str, int] | None = None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Normalise the label fields of one patient (csv row or .txt fields) through the schema.
+
+    An unknown label raises DataFormatError naming ``path`` and the line: ``lines[field]`` when
+    given (a .txt header's field lines), else ``line`` (a csv row's line).
+    """
+    lines = lines or {}
     labels: dict[str, str] = {}
+    name = L.MURMUR_LOCATIONS_NAME
     try:
         for f in (*L.FEATURES, *L.AUXILIARY):
+            name = f.name
             if f.name not in source:
                 raise DataFormatError(path, f"missing field {f.name!r}", line)
             labels[f.name] = f.normalise(source[f.name])
-        locations = L.parse_locations(source.get(L.MURMUR_LOCATIONS_NAME, L.NO_MURMUR))
+        name = L.MURMUR_LOCATIONS_NAME
+        locations = L.parse_locations(source.get(name, L.NO_MURMUR))
     except L.LabelError as err:
-        raise DataFormatError(path, str(err), line) from None
+        raise DataFormatError(path, str(err), lines.get(name, line)) from None
     return labels, locations
 
 
 def load_patient(folder: str | Path, patient_id: str, table_row: dict[str, str] | None = None,
-                 table_path: Path | None = None) -> tuple[Patient, list[Problem]]:
+                 table_path: Path | None = None, table_line: int | None = None) -> tuple[Patient, list[Problem]]:
     """Load one patient from ``folder`` (the ``training_data`` directory).
 
     Labels come from ``table_row`` (a ``training_data.csv`` row) when given, else from the
@@ -417,15 +503,15 @@ def load_patient(folder: str | Path, patient_id: str, table_row: dict[str, str] 
     if header.patient_id != patient_id:
         raise DataFormatError(txt, f"header names patient {header.patient_id}, file name says {patient_id}", 1)
     if table_row is not None:
-        labels, locations = patient_labels(table_row, table_path or txt)
+        labels, locations = patient_labels(table_row, table_path or txt, table_line)
     else:
-        labels, locations = patient_labels(header.fields, txt)
+        labels, locations = patient_labels(header.fields, txt, lines=header.field_lines)
     recordings = []
-    for loc, hea_name, wav_name, tsv_name in header.recordings:
+    for (loc, hea_name, wav_name, tsv_name), lineno in zip(header.recordings, header.recording_lines):
         stem = Path(wav_name).stem
         audio = _find_audio(folder, stem)
         if audio is None:
-            raise DataFormatError(txt, f"audio for recording {stem} not found (.wav or .flac)")
+            raise DataFormatError(txt, f"audio for recording {stem} not found (.wav or .flac)", lineno)
         hea_path = folder / hea_name
         hea = read_hea(hea_path) if hea_path.exists() else None
         if hea is None:
@@ -468,15 +554,19 @@ def load_circor(root: str | Path, patient_ids: Iterable[str] | None = None,
     root = Path(root)
     folder = find_data_folder(root)
     table_path = root / "training_data.csv"
-    table = read_label_table(table_path) if table_path.exists() else None
+    table_lines: dict[str, int] = {}
+    table = read_label_table(table_path, lines=table_lines) if table_path.exists() else None
     if patient_ids is not None:
         ids = [str(p) for p in patient_ids]
     elif table is not None:
         ids = list(table)
     else:
-        ids = sorted((p.stem for p in folder.glob("*.txt") if p.stem.isdigit()), key=int)
+        ids = sorted((p.stem for p in folder.glob("*.txt") if is_patient_id(p.stem)), key=int)
     patients: list[Patient] = []
     problems: list[Problem] = []
+    if table is not None and patient_ids is None:
+        for extra in sorted(p for p in folder.glob("*.txt") if is_patient_id(p.stem) and p.stem not in table):
+            problems.append(Problem(extra, f"patient header without a row in {table_path.name}; not loaded"))
     for pid in ids:
         row = table.get(pid) if table is not None else None
         if table is not None and row is None:
@@ -486,7 +576,8 @@ def load_circor(root: str | Path, patient_ids: Iterable[str] | None = None,
             problems.append(Problem(err.path, err.message, None, "error"))
             continue
         try:
-            patient, found = load_patient(folder, pid, row, table_path if row is not None else None)
+            patient, found = load_patient(folder, pid, row, table_path if row is not None else None,
+                                          table_lines.get(pid))
         except DataFormatError as err:
             if on_error == "raise":
                 raise

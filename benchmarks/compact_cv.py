@@ -1,0 +1,213 @@
+"""Benchmark: the compact model in 5-fold patient-wise cross-validation on a CirCor folder.
+
+    nice -n 10 .venv/bin/python benchmarks/compact_cv.py --data $MURMURLM_CIRCOR \
+        [--config configs/compact/default.yaml] [--folds 0,1,2,3,4] [key=value ...]
+
+For each fold (``splits/circor-dev-5fold/`` when it matches the dataset, else
+:func:`murmurlm.data.splits.kfold`): train on the fold's training patients (a stratified 15 % of
+them held out for early stopping), predict the held-out fold, and fit the majority and class-prior
+baselines (:mod:`murmurlm.evaluate.baselines`) on the same training patients. The out-of-fold
+predictions of all folds are pooled and scored once with
+:func:`murmurlm.evaluate.report.evaluate_predictions` (every patient predicted exactly once, by a
+model that never saw it). Then inference speed (seconds of audio per second, one CPU core, file
+reading + front end + model) and peak memory (``resource.getrusage``).
+
+Writes ``benchmarks/results/compact_cv.json`` and ``.md``; fold runs and out-of-fold predictions go
+to ``runs/compact_cv/`` (a re-run skips finished folds; ``--fresh`` redoes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "recipes"))
+
+import train_compact  # noqa: E402  (the recipe)
+
+from murmurlm.data import labels as L  # noqa: E402
+from murmurlm.data.circor import load_circor  # noqa: E402
+from murmurlm.data.splits import kfold, read_kfold  # noqa: E402
+from murmurlm.evaluate.baselines import BASELINES, baseline_predictions  # noqa: E402
+from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
+from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
+from murmurlm.inference.predict import load_model, predict_dataset  # noqa: E402
+
+log = logging.getLogger("benchmarks.compact_cv")
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def get_folds(dataset, data: Path, k: int, seed: int):
+    ids = {p.patient_id for p in dataset.patients}
+    folder = REPO / "splits" / f"{data.resolve().name}-{k}fold"
+    if folder.is_dir():
+        folds = read_kfold(folder)
+        if len(folds) == k and set().union(*(set(f.val) for f in folds)) == ids:
+            return folds, str(folder.relative_to(REPO))
+    return kfold(dataset, k=k, seed=seed), f"murmurlm.data.splits.kfold(k={k}, seed={seed})"
+
+
+def summarise(result: dict) -> dict:
+    """The figures the table shows, from an evaluate_predictions result."""
+    feats = {}
+    for f in L.FEATURES:
+        view = result["features"][f.name]
+        char = view["characterisation"]
+        rare = {c: v["recall"] for c, v in view["all"]["per_class"].items()
+                if c != L.NO_MURMUR and 0 < v["support"] <= 10}
+        feats[f.name] = {"macro_f1": view["all"]["macro_f1"],
+                         "macro_f1_murmur_patients": char["macro_f1"] if char else None,
+                         "uar_murmur_patients": char["uar"] if char else None,
+                         "rare_class_recall": rare,
+                         "support": {c: v["support"] for c, v in view["all"]["per_class"].items()}}
+    head = result["headline"]
+    return {"murmur_weighted_accuracy": head["murmur_weighted_accuracy"]["value"],
+            "murmur_cost": head["murmur_cost"]["value"], "outcome_cost": head["outcome_cost"]["value"],
+            "mean_macro_f1": head["mean_macro_f1"]["value"], "systolic_char_uar": head["systolic_char_uar"]["value"],
+            "features": feats}
+
+
+def inference_speed(model_path: Path, dataset, num: int = 60) -> dict:
+    """Seconds of audio per wall second on one core: read file, front end, model, per recording."""
+    torch.set_num_threads(1)
+    predictor = load_model(model_path)
+    recs = dataset.recordings[:num]
+    predictor.predict_waveform(recs[0].load_audio(), recs[0].sampling_rate)  # warm-up
+    audio_s = 0.0
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    for rec in recs:
+        wave = rec.load_audio()
+        audio_s += len(wave) / rec.sampling_rate
+        predictor.predict_waveform(wave, rec.sampling_rate)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"recordings": len(recs), "audio_seconds": round(audio_s, 1), "wall_seconds": round(wall, 3),
+            "cpu_seconds": round(cpu, 3), "realtime_factor_wall": round(audio_s / wall, 1),
+            "realtime_factor_cpu": round(audio_s / cpu, 1), "ms_per_recording": round(1000 * wall / len(recs), 2),
+            "num_params": predictor.model.num_params, "checkpoint_bytes": model_path.stat().st_size}
+
+
+def fmt(v, d: int = 3) -> str:
+    return "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    cv, base = report["cv"]["compact"], report["cv"]
+    lines = [f"# Compact model: {report['k']}-fold patient-wise CV on {report['data']}", "",
+             f"Command: `{report['command']}`", "",
+             f"Folds: {report['folds_source']}; {report['num_patients']} patients, each predicted once by a model "
+             "that never saw it (pooled out-of-fold predictions). Baselines fitted on each fold's training patients.", "",
+             "| | compact | majority | prior |", "|---|---:|---:|---:|"]
+    for key, label in [("murmur_weighted_accuracy", "Murmur weighted accuracy (challenge) ↑"),
+                       ("murmur_cost", "Murmur cost (challenge) ↓"), ("outcome_cost", "Outcome cost (challenge) ↓"),
+                       ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
+                       ("systolic_char_uar", "Mean UAR, systolic features, murmur patients ↑")]:
+        d = 0 if "cost" in key else 3
+        lines.append(f"| {label} | {fmt(cv[key], d)} | {fmt(base['baseline-majority'][key], d)} | "
+                     f"{fmt(base['baseline-prior'][key], d)} |")
+    lines += ["", "Per feature (macro-F1; all patients / patients with that murmur):", "",
+              "| feature | compact all | compact murmur pts | majority all | prior all | prior murmur pts | rare-class recall (support ≤ 10) |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for f in L.FEATURES:
+        c, m, p = cv["features"][f.name], base["baseline-majority"]["features"][f.name], base["baseline-prior"]["features"][f.name]
+        rare = ", ".join(f"{k} {fmt(v, 2)} (n={c['support'][k]})" for k, v in c["rare_class_recall"].items()) or "–"
+        lines.append(f"| {f.name} | {fmt(c['macro_f1'])} | {fmt(c['macro_f1_murmur_patients'])} | {fmt(m['macro_f1'])} | "
+                     f"{fmt(p['macro_f1'])} | {fmt(p['macro_f1_murmur_patients'])} | {rare} |")
+    lines += ["", "Per fold (held-out fold):", "", "| fold | patients | Murmur WA | mean macro-F1 | best epoch | train wall s | train CPU s |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in report["folds"]:
+        lines.append(f"| {f['fold']} | {f['num_patients']} | {fmt(f['murmur_weighted_accuracy'])} | {fmt(f['mean_macro_f1'])} | "
+                     f"{f['best_epoch']} | {fmt(f['train_wall_seconds'], 0)} | {fmt(f['train_cpu_seconds'], 0)} |")
+    s = report["speed"]
+    lines += ["", f"Inference, one CPU core ({s['recordings']} recordings, {s['audio_seconds']} s of audio, file reading "
+              f"+ front end + model): {s['realtime_factor_wall']}x real time by wall clock "
+              f"({s['realtime_factor_cpu']}x by CPU time), {s['ms_per_recording']} ms per recording; model "
+              f"{s['num_params']} parameters, checkpoint {s['checkpoint_bytes'] / 1e6:.2f} MB.",
+              f"Peak resident memory of the benchmark process: {report['peak_rss_mb']:.0f} MB.",
+              f"Training threads: {report['threads']}; machine: {report['machine']}.", ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "compact" / "default.yaml")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--folds", default=None, help="comma-separated folds to run (default: all)")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "compact_cv")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--fresh", action="store_true", help="retrain folds that already finished")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = train_compact.load_train_config(args.config, args.overrides)
+    dataset = load_circor(args.data, on_error="skip")
+    folds, source = get_folds(dataset, args.data, args.k, cfg.seed)
+    wanted = range(args.k) if args.folds is None else [int(x) for x in args.folds.split(",")]
+    labels = {p.patient_id: p.labels for p in dataset.patients}
+    for i in wanted:
+        fold_dir = args.runs / f"fold{i}"
+        pred_path = fold_dir / "oof.csv"
+        if pred_path.exists() and not args.fresh:
+            log.info("fold %d done before; skipping (use --fresh to redo)", i)
+            continue
+        fold = folds[i]
+        tr, va = train_compact.default_val_split(dataset.subset(fold.train).patients, 0.15, cfg.seed)
+        t0, c0 = time.time(), time.process_time()
+        summary = train_compact.train(cfg, args.data, fold_dir, train_ids=tr, val_ids=va, resume=True, progress=False)
+        wall, cpu = time.time() - t0, time.process_time() - c0
+        frame, problems = predict_dataset(load_model(fold_dir / "best.pt"), args.data, fold.val, progress=False,
+                                          cache_dir=cfg.cache_dir, use_cache=True)
+        write_predictions(frame, pred_path)
+        (fold_dir / "timing.json").write_text(json.dumps({"train_wall_seconds": wall, "train_cpu_seconds": cpu,
+                                                          "best_epoch": summary["best_epoch"]}))
+        log.info("fold %d: trained in %.0f s wall, %.0f s CPU", i, wall, cpu)
+
+    done = [i for i in range(args.k) if (args.runs / f"fold{i}" / "oof.csv").exists()]
+    if len(done) < args.k:
+        log.info("folds finished: %s of %d; the report needs all of them", done, args.k)
+        return 0
+    oof = pd.concat([read_predictions(args.runs / f"fold{i}" / "oof.csv") for i in range(args.k)])
+    truth = {pid: labels[pid] for pid in oof.index}
+    results = {"compact": summarise(evaluate_predictions(oof, truth, known_ids=list(labels), bootstrap=0, name="compact"))}
+    for method in BASELINES:
+        frames = [baseline_predictions(method, [labels[p] for p in folds[i].train], folds[i].val, seed=cfg.seed)
+                  for i in range(args.k)]
+        results[f"baseline-{method}"] = summarise(evaluate_predictions(pd.concat(frames), truth, known_ids=list(labels),
+                                                                       bootstrap=0, name=method))
+    per_fold = []
+    for i in range(args.k):
+        f = read_predictions(args.runs / f"fold{i}" / "oof.csv")
+        r = evaluate_predictions(f, {p: labels[p] for p in f.index}, known_ids=list(labels), bootstrap=0)
+        t = json.loads((args.runs / f"fold{i}" / "timing.json").read_text())
+        per_fold.append({"fold": i, "num_patients": len(f), "murmur_weighted_accuracy": r["headline"]["murmur_weighted_accuracy"]["value"],
+                         "mean_macro_f1": r["headline"]["mean_macro_f1"]["value"], **t})
+    speed = inference_speed(args.runs / "fold0" / "best.pt", dataset)
+    import platform
+
+    report = {"command": "nice -n 10 .venv/bin/python benchmarks/compact_cv.py --data " + str(args.data)
+              + (f" --config {args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config}")
+              + "".join(f" {o}" for o in args.overrides),
+              "data": str(args.data), "k": args.k, "folds_source": source, "num_patients": len(oof),
+              "config": train_compact.config_to_dict(cfg), "cv": results, "folds": per_fold, "speed": speed,
+              "threads": cfg.threads, "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs (shared)",
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compact_cv.json").write_text(json.dumps(report, indent=2, default=float))
+    write_markdown(report, args.out / "compact_cv.md")
+    print((args.out / "compact_cv.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,487 @@
+"""Recipe: fine-tune an audio language model (Qwen2-Audio, Whisper) with LoRA on CirCor questions.
+
+Run::
+
+    murmurlm finetune --config configs/audio_lm/qwen2_audio_7b.yaml --data $MURMURLM_CIRCOR --out runs/qwen2a
+    accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml \\
+        recipes/finetune_audio_lm.py --config configs/audio_lm/qwen2_audio_7b.yaml --data DIR --out RUN_DIR
+
+The loop is written out (torchtune style) on :class:`accelerate.Accelerator`: one process per GPU
+(DDP, or DeepSpeed ZeRO / FSDP through the accelerate config), ``train.batch_size`` examples per
+optimiser step *in total* (split across processes, ``split_batches``), ``grad_accum`` micro-steps,
+gradient clipping, a warmup + cosine schedule, one JSON line per logged step in ``metrics.jsonl``.
+The loss of a step is the mean over the answer tokens of the whole global batch (token sums are
+gathered across processes), so N processes compute the gradient one process computes.
+
+Every ``eval_every`` steps (and at the end) the validation patients are scored closed-set: each
+window of each recording, every feature, every class answer by its log-likelihood; recordings are
+averaged over windows and aggregated to patients by ``evaluate.aggregate.aggregate_patient``; the
+metrics go to ``metrics.jsonl`` and the final predictions to ``predictions_val.csv`` (the
+evaluation's predictions format).
+
+Every ``save_every`` steps ``checkpoints/step_<N>/`` gets the adapter (``adapter/``) and
+``trainer_state.pt`` (optimizer, scheduler, step, RNG states); ``--resume`` continues from the
+latest one, replaying the data order exactly (each epoch's order is a function of ``(seed,
+epoch)``). ``adapter/`` (final) and ``config.yaml`` describe the finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from murmurlm.config import config_to_dict, load_config, save_config
+from murmurlm.data import labels as L
+from murmurlm.data.circor import Patient, load_circor
+from murmurlm.errors import ConfigError, MurmurlmError
+from murmurlm.models.audio_lm import AudioLMBackend, LoraSettings, get_backend
+from murmurlm.models.instructions import (
+    AudioOptions,
+    InstructionDataset,
+    PromptTemplates,
+    load_prompts,
+    load_recording,
+    recording_probabilities,
+)
+from murmurlm.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from murmurlm.train.metrics_log import MetricsLog
+from murmurlm.train.seeding import epoch_seed, set_seed
+
+log = logging.getLogger("murmurlm.recipes.finetune_audio_lm")
+REPO = Path(__file__).resolve().parents[1]
+STATE_KIND = "murmurlm-audio-lm-trainer"
+TINY_SOURCE = "tiny"  # model.source: build the tiny offline Qwen2-Audio into the run folder
+
+
+@dataclass
+class ModelConfig:
+    backend: str = "qwen2-audio"  # a name of murmurlm.models.audio_lm.available_backends()
+    source: str = "Qwen/Qwen2-Audio-7B-Instruct"  # Hub id, local folder, or "tiny" (test double)
+    dtype: str = "auto"  # auto: bf16 on GPU, fp32 on CPU; LoRA weights stay fp32
+    gradient_checkpointing: bool = False  # less activation memory, ~30% slower
+    tiny_window_seconds: int = 2  # source "tiny" only: its audio window
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+
+@dataclass
+class DataConfig:
+    prompts: str = "configs/audio_lm/prompts.yaml"  # relative paths: to the repository root
+    features: list[str] = field(default_factory=lambda: list(L.FEATURE_NAMES))
+    report: bool = True  # also the whole-report question
+    label_rule: str = "patient"  # patient | location (no murmur where it is not heard)
+    val_fraction: float = 0.2  # without --split: stratified share of patients kept for validation
+    max_patients: int | None = None  # use only the first N patients (smoke tests)
+    audio: AudioOptions = field(default_factory=AudioOptions)
+
+    def __post_init__(self) -> None:
+        for f in self.features:
+            L.feature(f)
+        if self.label_rule not in ("patient", "location"):
+            raise ValueError(f"label_rule {self.label_rule!r} is not one of patient, location")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 3
+    max_steps: int | None = None  # optimiser steps; None: epochs x steps per epoch
+    batch_size: int = 8  # examples per optimiser micro-step, all processes together
+    grad_accum: int = 1  # micro-steps per optimiser step
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # cosine | constant (after warmup)
+    max_grad_norm: float = 1.0  # 0: no clipping
+    log_every: int = 10
+    eval_every: int = 0  # steps; 0: only at the end
+    save_every: int = 200  # steps; 0: only at the end
+    keep_checkpoints: int = 2  # newest step checkpoints kept
+    eval_max_patients: int | None = None  # periodic evaluation on the first N val patients (all at the end)
+    score_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("batch_size and grad_accum must be >= 1")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule {self.schedule!r} is not one of cosine, constant")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class FinetuneConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_finetune_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FinetuneConfig:
+    return load_config(FinetuneConfig, path, list(overrides))
+
+
+# --------------------------------------------------------------------------------------------
+# setup
+
+
+def _repo_path(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else REPO / p
+
+
+def _split(patients: list[Patient], cfg: FinetuneConfig, train_ids, val_ids) -> tuple[list[Patient], list[Patient]]:
+    by_id = {p.patient_id: p for p in patients}
+    if train_ids is not None:
+        missing = [i for i in [*train_ids, *(val_ids or [])] if i not in by_id]
+        if missing and cfg.data.max_patients is None:
+            raise MurmurlmError(f"split names {len(missing)} patient(s) not in the data, e.g. {missing[0]}")
+        return [by_id[i] for i in train_ids if i in by_id], [by_id[i] for i in (val_ids or []) if i in by_id]
+    from murmurlm.data.splits import train_val_test_split
+
+    split = train_val_test_split(patients, (1.0 - cfg.data.val_fraction, cfg.data.val_fraction, 0.0),
+                                 seed=cfg.train.seed)
+    return [by_id[i] for i in split.train], [by_id[i] for i in split.val]
+
+
+def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> AudioLMBackend:
+    source = cfg.model.source
+    if source == TINY_SOURCE:
+        source = str(out / "tiny_model")
+        if accelerator.is_main_process and not (Path(source) / "config.json").exists():
+            from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+
+            if cfg.model.backend != "qwen2-audio":
+                raise ConfigError(f"model.source=tiny builds a Qwen2-Audio; set model.backend=qwen2-audio "
+                                  f"(got {cfg.model.backend!r})")
+            build_tiny_qwen2_audio(source, seed=cfg.train.seed, window_seconds=cfg.model.tiny_window_seconds)
+        accelerator.wait_for_everyone()
+    return get_backend(cfg.model.backend).load(
+        source, lora=cfg.model.lora, device=device, dtype=cfg.model.dtype,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+    )
+
+
+def _schedule(cfg: TrainConfig, total_steps: int):
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
+    return np.random.default_rng(epoch_seed(seed, epoch)).permutation(num_items).tolist()
+
+
+class _Ordered(torch.utils.data.Dataset):
+    """A dataset seen in a given order (one epoch's permutation)."""
+
+    def __init__(self, dataset, order: list[int]):
+        self.dataset, self.order = dataset, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int):
+        return self.dataset[self.order[i]]
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: PromptTemplates,
+             audio: AudioOptions, features: Sequence[str], accelerator, batch_size: int = 8,
+             progress: bool = True) -> tuple[dict, dict]:
+    """Closed-set predictions for ``patients`` (recordings shared out across processes).
+
+    Returns (metrics, {patient_id: PatientPrediction}) on every process.
+    """
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    from murmurlm.evaluate.aggregate import aggregate_patient
+    from murmurlm.evaluate.metrics import feature_metrics
+
+    jobs = [(p.patient_id, i) for p in patients for i in range(len(p.recordings))]
+    by_id = {p.patient_id: p for p in patients}
+    with accelerator.split_between_processes(jobs) as mine:
+        results = []
+        for pid, i in tqdm(mine, desc="eval", disable=not (progress and accelerator.is_main_process),
+                           leave=False):
+            rec = by_id[pid].recordings[i]
+            wave = load_recording(rec, audio.sampling_rate)
+            segments = rec.load_segments() if audio.mode == "cycles" else ()
+            probs = recording_probabilities(backend, wave, prompts, audio, features, rec.location,
+                                            segments, batch_size)
+            results.append((pid, i, {k: v.tolist() for k, v in probs.items()}))
+    results = gather_object(results) if accelerator.num_processes > 1 else results
+    per_patient: dict[str, dict[int, dict]] = {}
+    for pid, i, probs in results:
+        per_patient.setdefault(pid, {})[i] = probs
+    predictions = {}
+    for pid in by_id:
+        rows = [per_patient[pid][i] for i in sorted(per_patient.get(pid, {}))]
+        if not rows:
+            continue
+        stacked = {f.name: np.array([r[f.name] if f.name in r else _uniform(f) for r in rows])
+                   for f in L.FEATURES}
+        predictions[pid] = aggregate_patient(stacked)
+    metrics: dict = {}
+    scored = [f for f in features]
+    f1s = []
+    for f in scored:
+        truth = [by_id[pid].labels[f] for pid in predictions]
+        pred = [predictions[pid].labels[f] for pid in predictions]
+        m = feature_metrics(truth, pred, f)
+        metrics[f] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "uar": m["uar"]}
+        if m["macro_f1"] is not None:
+            f1s.append(m["macro_f1"])
+    metrics["mean_macro_f1"] = float(np.mean(f1s)) if f1s else None
+    metrics["num_patients"] = len(predictions)
+    return metrics, predictions
+
+
+def _uniform(feature: L.Feature) -> list[float]:
+    return [1.0 / feature.num_classes] * feature.num_classes
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("step_*") if (p / "trainer_state.pt").exists()]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def _save_checkpoint(out: Path, backend, optimizer, scheduler, step: int, epoch: int, batch_in_epoch: int,
+                     cfg: FinetuneConfig, accelerator, keep: int) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        folder = out / "checkpoints" / f"step_{step}"
+        backend.save_adapter(folder / "adapter")
+        atomic_save({"kind": STATE_KIND, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "rng": rng_state(), "config": config_to_dict(cfg)}, folder / "trainer_state.pt")
+        for old in _checkpoints(out)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint: %s", folder)
+    accelerator.wait_for_everyone()
+
+
+# --------------------------------------------------------------------------------------------
+# the recipe
+
+
+def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: Sequence[str] | None = None,
+             val_ids: Sequence[str] | None = None, resume: bool = False, progress: bool = True,
+             cpu: bool = False) -> dict:
+    """Run the recipe; returns a summary (steps, last loss, final validation metrics, paths)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+    from tqdm.auto import tqdm
+
+    from murmurlm.evaluate.predictions import predictions_frame, write_predictions
+
+    out = Path(out)
+    tc = cfg.train
+    accelerator = Accelerator(
+        gradient_accumulation_steps=tc.grad_accum, cpu=cpu,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+    if tc.batch_size % accelerator.num_processes:
+        raise ConfigError(f"train.batch_size={tc.batch_size} must be a multiple of the number of processes "
+                          f"({accelerator.num_processes}): it is the global batch, split across them")
+    set_seed(tc.seed)
+    checkpoints = _checkpoints(out) if resume else []
+    if resume and not checkpoints:
+        raise MurmurlmError(f"--resume: no checkpoint under {out / 'checkpoints'}; start without --resume")
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+
+    # --- data
+    prompts_path = _repo_path(cfg.data.prompts)
+    prompts = load_prompts(prompts_path, cfg.data.features)
+    if accelerator.is_main_process:
+        shutil.copyfile(prompts_path, out / "prompts.yaml")
+    dataset_all = load_circor(data)
+    patients = list(dataset_all.patients)[: cfg.data.max_patients]
+    train_patients, val_patients = _split(patients, cfg, train_ids, val_ids)
+
+    # --- model
+    backend = _load_backend(cfg, out, str(accelerator.device), accelerator)
+    audio = cfg.data.audio
+    if audio.sampling_rate != backend.sampling_rate:
+        raise ConfigError(f"data.audio.sampling_rate={audio.sampling_rate} but {cfg.model.backend} takes "
+                          f"{backend.sampling_rate} Hz; set data.audio.sampling_rate={backend.sampling_rate}")
+    if audio.window_seconds > backend.max_audio_seconds + 1e-6:
+        raise ConfigError(f"data.audio.window_seconds={audio.window_seconds} exceeds the model window "
+                          f"({backend.max_audio_seconds:g} s); set data.audio.window_seconds<={backend.max_audio_seconds:g}")
+    train_set = InstructionDataset(train_patients, prompts, audio, cfg.data.features, cfg.data.report,
+                                   cfg.data.label_rule)
+    if len(train_set) == 0:
+        raise MurmurlmError(f"no training examples from {data} ({len(train_patients)} train patients)")
+    micro_per_epoch = len(train_set) // tc.batch_size
+    steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
+    total_steps = tc.max_steps or tc.epochs * steps_per_epoch
+    log.info("%d train patients (%d examples, %d steps/epoch), %d val patients; %d steps; %d process(es)",
+             len(train_patients), len(train_set), steps_per_epoch, len(val_patients), total_steps,
+             accelerator.num_processes)
+
+    step, epoch, skip = 0, 0, 0
+    state = None
+    if checkpoints:
+        state = load_checkpoint(checkpoints[-1] / "trainer_state.pt", kind=STATE_KIND)
+        backend.load_adapter(checkpoints[-1] / "adapter", trainable=True)
+        step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
+        log.info("resuming from %s (step %d, epoch %d)", checkpoints[-1], step, epoch)
+
+    optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(tc, total_steps))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    backend.model, optimizer = accelerator.prepare(backend.model, optimizer)
+    metrics_log = MetricsLog(out / "metrics.jsonl")
+    if state is not None and accelerator.is_main_process:
+        keep = [r for r in metrics_log.read() if r.get("step", 0) <= step]
+        metrics_log.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    if state is not None:
+        set_rng_state(state["rng"])
+
+    # --- loop
+    backend.model.train()
+    bar = tqdm(total=total_steps, initial=step, desc="finetune", disable=not (progress and accelerator.is_main_process))
+    last_loss = float("nan")
+    t0 = time.time()
+    while step < total_steps:
+        order = _epoch_order(len(train_set), tc.seed, epoch)
+        loader = torch.utils.data.DataLoader(_Ordered(train_set, order), batch_size=tc.batch_size,
+                                             shuffle=False, drop_last=True, collate_fn=backend.collate)
+        loader = accelerator.prepare_data_loader(loader)
+        batches = accelerator.skip_first_batches(loader, skip * tc.grad_accum) if skip else loader
+        batch_in_epoch = skip
+        skip = 0
+        sum_loss, sum_tokens = 0.0, 0
+        for micro, batch in enumerate(batches):
+            with accelerator.accumulate(backend.model):
+                tokens = torch.tensor(backend.count_loss_tokens(batch), device=accelerator.device)
+                global_tokens = accelerator.reduce(tokens, reduction="sum").clamp(min=1)
+                loss_sum = backend.loss(batch, reduction="sum")
+                # DDP averages gradients over processes: scale so the result is the global token mean
+                loss = loss_sum * accelerator.num_processes / global_tokens
+                accelerator.backward(loss)
+                sum_loss += float(accelerator.reduce(loss_sum.detach(), reduction="sum"))
+                sum_tokens += int(global_tokens)
+                if accelerator.sync_gradients:
+                    grad_norm = (accelerator.clip_grad_norm_(backend.model.parameters(), tc.max_grad_norm)
+                                 if tc.max_grad_norm > 0 else None)
+                optimizer.step()
+                scheduler.step() if accelerator.sync_gradients else None
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            batch_in_epoch += 1
+            last_loss = sum_loss / max(1, sum_tokens)
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.4f}")
+            if step % tc.log_every == 0 or step == 1 or step == total_steps:
+                record = {"step": step, "epoch": epoch, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+                          "tokens": sum_tokens, "elapsed_s": round(time.time() - t0, 2)}
+                if grad_norm is not None:
+                    record["grad_norm"] = float(grad_norm)
+                if accelerator.is_main_process:
+                    metrics_log.write(record)
+                log.info("step %d/%d  loss %.4f  lr %.2e", step, total_steps, last_loss, record["lr"])
+            sum_loss, sum_tokens = 0.0, 0
+            if tc.eval_every and step % tc.eval_every == 0 and step < total_steps and val_patients:
+                metrics, _ = evaluate(backend, val_patients[: tc.eval_max_patients], prompts, audio,
+                                      cfg.data.features, accelerator, tc.score_batch_size, progress)
+                backend.model.train()
+                if accelerator.is_main_process:
+                    metrics_log.write({"step": step, "epoch": epoch, "val": metrics})
+                log.info("step %d: val mean macro-F1 %s", step, metrics["mean_macro_f1"])
+            if tc.save_every and step % tc.save_every == 0 and step < total_steps:
+                _save_checkpoint(out, backend, optimizer, scheduler, step, epoch, batch_in_epoch, cfg,
+                                 accelerator, tc.keep_checkpoints)
+            if step >= total_steps:
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    bar.close()
+
+    # --- finish: adapter, final evaluation, predictions
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        backend.save_adapter(out / "adapter")
+        shutil.copyfile(out / "prompts.yaml", out / "adapter" / "prompts.yaml")
+    summary = {"steps": step, "loss": last_loss, "adapter": str(out / "adapter"), "val": None}
+    if val_patients:
+        metrics, predictions = evaluate(backend, val_patients, prompts, audio, cfg.data.features, accelerator,
+                                        tc.score_batch_size, progress)
+        summary["val"] = metrics
+        if accelerator.is_main_process:
+            metrics_log.write({"step": step, "epoch": epoch, "val": metrics, "final": True})
+            if predictions:
+                write_predictions(predictions_frame(predictions), out / "predictions_val.csv")
+                summary["predictions"] = str(out / "predictions_val.csv")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    accelerator.end_training()
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("runs/audio_lm"))
+    parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="force CPU (also for several processes, gloo)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    train_ids = val_ids = None
+    if args.split is not None:
+        from murmurlm.data.splits import read_split
+
+        s = read_split(args.split)
+        train_ids, val_ids = s.train, s.val
+    try:
+        cfg = load_finetune_config(args.config, args.overrides)
+        summary = finetune(cfg, args.data, args.out, train_ids, val_ids, resume=args.resume,
+                           progress=not args.no_progress, cpu=args.cpu)
+    except MurmurlmError as err:
+        print(f"error: {err}")
+        return 2
+    log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "val"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,356 @@
+"""Recipe: train the compact multi-task murmur model on CirCor (torchtune style: setup, loop, cleanup).
+
+Run::
+
+    murmurlm train --config configs/compact/default.yaml --data $MURMURLM_CIRCOR --out runs/compact
+    .venv/bin/python recipes/train_compact.py --config configs/compact/default.yaml --data DIR --out RUN_DIR
+
+Training is recording-level (random crops of ``crop_seconds``), validation patient-level (every
+window of every recording, aggregated by :func:`murmurlm.evaluate.aggregate.aggregate_patient`).
+Each epoch ends with a validation pass, one line in ``metrics.jsonl``, and ``last.pt`` (everything
+needed to resume); the best epoch by the validation score is kept as ``best.pt`` (model only, the
+checkpoint ``murmurlm predict`` and :func:`murmurlm.inference.predict.load_model` read).
+Early stopping after ``patience`` epochs without improvement.
+
+Determinism: every epoch re-seeds from ``(seed, epoch)`` (batches, crops, dropout), so a run
+resumed with ``--resume`` from ``last.pt`` of epoch ``k`` ends with the same weights as a run that
+was never interrupted (same machine, same thread count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from murmurlm.config import config_to_dict, load_config, save_config
+from murmurlm.data import labels as L
+from murmurlm.data.circor import load_circor
+from murmurlm.errors import ConfigError, MurmurlmError
+from murmurlm.evaluate.metrics import challenge_murmur_score, feature_metrics
+from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
+from murmurlm.models.compact import CompactConfig, CompactModel, head_names
+from murmurlm.signal.features import FrontEnd, recording_features
+from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from murmurlm.train.data import CropBank, class_weights, recording_targets
+from murmurlm.train.metrics_log import MetricsLog
+from murmurlm.train.seeding import epoch_seed, set_deterministic, set_seed
+
+log = logging.getLogger("murmurlm.recipes.train_compact")
+TRAIN_KIND = "murmurlm-compact-train"
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 30
+    patience: int = 6
+    batch_size: int = 32
+    crops_per_recording: float = 1.0
+    crop_seconds: float = 4.0
+    window_hop_seconds: float = 4.0
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 1
+    grad_clip: float = 5.0
+    class_weight_power: float = 0.5
+    sampling_power: float = 0.5
+    character_targets: str = "heard"
+    val_fraction: float = 0.2
+    tune_murmur_scale: bool = True
+    murmur_rule: str = "any"
+    character_rule: str = "murmur-weighted"
+    threads: int = 1
+    cache_dir: str | None = None
+    front_end: FrontEnd = field(default_factory=FrontEnd)
+    model: CompactConfig = field(default_factory=CompactConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be at least 1")
+        if self.crop_seconds <= 0 or self.window_hop_seconds <= 0 or self.crops_per_recording <= 0:
+            raise ValueError("crop_seconds, window_hop_seconds and crops_per_recording must be positive")
+        if self.character_targets not in ("heard", "masked"):
+            raise ValueError(f"character_targets must be 'heard' or 'masked', got {self.character_targets!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.model.n_mels != self.front_end.n_mels:
+            raise ValueError(f"model.n_mels ({self.model.n_mels}) must equal front_end.n_mels ({self.front_end.n_mels})")
+
+
+def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The run config from a YAML file and ``key=value`` overrides (``model.channels=[8,16]``)."""
+    return load_config(TrainConfig, path, overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+
+
+@dataclass
+class Split:
+    """Features, targets and patients of one side of a split."""
+
+    patients: list
+    features: list[np.ndarray]
+    targets: dict[str, np.ndarray]  # head -> (recordings,) class ids or IGNORE
+    recording_patient: np.ndarray  # recording -> index into patients
+
+
+def default_val_split(patients: Sequence, fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Patient-wise stratified train/val split (:func:`murmurlm.data.splits.train_val_test_split`),
+    used when no validation ids are given."""
+    from murmurlm.data.splits import train_val_test_split
+
+    split = train_val_test_split(list(patients), fractions=(1.0 - fraction, fraction, 0.0), seed=seed)
+    return split.train, split.val
+
+
+def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> Split:
+    recordings = [r for p in patients for r in p.recordings]
+    feats = recording_features(recordings, cfg.front_end, cache_dir=cfg.cache_dir, progress=progress)
+    heads = head_names(cfg.model.aux_outcome)
+    rows = [recording_targets(p, r, heads, cfg.character_targets) for p in patients for r in p.recordings]
+    targets = {h: np.array([row[h] for row in rows], dtype=np.int64) for h in heads}
+    owner = np.array([i for i, p in enumerate(patients) for _ in p.recordings], dtype=np.int64)
+    return Split(list(patients), feats, targets, owner)
+
+
+def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> Predictor:
+    return Predictor(model, cfg.front_end, cfg.crop_seconds, cfg.window_hop_seconds, config_to_dict(cfg),
+                     cfg.murmur_rule, cfg.character_rule, murmur_scale)
+
+
+def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: Split) -> list[dict[str, np.ndarray]]:
+    model.eval()
+    probs = make_predictor(model, cfg).predict_features(split.features)
+    return probs
+
+
+def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: Split) -> dict:
+    """Patient-level validation metrics: Murmur weighted accuracy, macro-F1 per feature, and the
+    selection score (their mean: 0.5 * weighted accuracy + 0.5 * mean macro-F1 of the 11)."""
+    preds = []
+    scale = predictor.murmur_scale
+    for i, _ in enumerate(split.patients):
+        recs = [rec_probs[j] for j in np.flatnonzero(split.recording_patient == i)]
+        scaled = []
+        for r in recs:
+            r = dict(r)
+            m = r[L.MURMUR.name] * scale
+            r[L.MURMUR.name] = m / m.sum()
+            scaled.append(r)
+        preds.append(predictor.aggregate(scaled).labels)
+    truth = [p.labels for p in split.patients]
+    out = {"murmur_weighted_accuracy": challenge_murmur_score([t[L.MURMUR.name] for t in truth],
+                                                              [p[L.MURMUR.name] for p in preds])}
+    f1 = {}
+    for name in L.FEATURE_NAMES:
+        f1[name] = feature_metrics([t[name] for t in truth], [p[name] for p in preds], name)["macro_f1"]
+    out["macro_f1"] = f1
+    out["mean_macro_f1"] = float(np.mean([v for v in f1.values() if v is not None]))
+    out["score"] = 0.5 * out["murmur_weighted_accuracy"] + 0.5 * out["mean_macro_f1"]
+    return out
+
+
+def tune_murmur_scale(predictor: Predictor, rec_probs, split: Split) -> tuple[list[float], float]:
+    """Per-class factors on recording P(Murmur) (Present, Unknown; Absent fixed at 1) that maximise
+    the validation weighted accuracy, searched on a small log grid; ties keep the factor nearest 1."""
+    grid = [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+    best = (-1.0, 0.0, [1.0, 1.0, 1.0])
+    for sp in grid:
+        for su in grid:
+            predictor.murmur_scale = np.array([sp, su, 1.0])
+            wacc = patient_metrics(predictor, rec_probs, split)["murmur_weighted_accuracy"]
+            dist = abs(math.log(sp)) + abs(math.log(su))
+            if (wacc, -dist) > (best[0], -best[1]):
+                best = (wacc, dist, [sp, su, 1.0])
+    predictor.murmur_scale = np.array(best[2])
+    return best[2], best[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_ids: Sequence[str] | None = None,
+          val_ids: Sequence[str] | None = None, resume: bool = False, progress: bool = True,
+          on_step: Callable[[int], None] | None = None) -> dict:
+    """Train, validate every epoch, keep ``best.pt``; returns the summary (also ``summary.json``).
+
+    ``train_ids``/``val_ids`` select patients (default: all patients, a stratified ``val_fraction``
+    of them held out for validation). ``on_step(step)`` is called after every optimiser step (tests
+    use it to simulate an interruption).
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    set_deterministic(True)
+    set_seed(cfg.seed)
+
+    # -- setup: data
+    data = load_circor(data_root, on_error="skip")
+    for p in data.problems:
+        log.warning("%s", p)
+    if train_ids is None or val_ids is None:
+        pool = data.patients if train_ids is None else data.subset(train_ids).patients
+        train_ids, val_ids = default_val_split(pool, cfg.val_fraction, cfg.seed)
+    index = data.by_id()
+    missing = [pid for pid in (*train_ids, *val_ids) if pid not in index]
+    if missing:
+        raise MurmurlmError(f"{len(missing)} requested patient(s) not readable in {data_root}: {', '.join(missing[:5])}")
+    train_set = build_split([index[p] for p in train_ids], cfg, progress)
+    val_set = build_split([index[p] for p in val_ids], cfg, progress)
+    (out / "split.json").write_text(json.dumps({"train": list(train_ids), "val": list(val_ids)}))
+    log.info("train: %d patients, %d recordings; val: %d patients, %d recordings", len(train_set.patients),
+             len(train_set.features), len(val_set.patients), len(val_set.features))
+
+    # -- setup: class weights, sampler weights, model, optimiser
+    heads = head_names(cfg.model.aux_outcome)
+    weights = {h: class_weights(train_set.targets[h], L.feature(h).num_classes, cfg.class_weight_power) for h in heads}
+    cfg.model.class_weights = weights
+    murmur_t = train_set.targets[L.MURMUR.name]
+    counts = np.bincount(murmur_t, minlength=3).astype(np.float64)
+    sample_w = torch.from_numpy((1.0 / np.maximum(counts[murmur_t], 1.0)) ** cfg.sampling_power)
+    bank = CropBank(train_set.features)
+    del train_set.features
+    targets = {h: torch.from_numpy(v) for h, v in train_set.targets.items()}
+    crop_frames = max(int(round(cfg.crop_seconds * cfg.front_end.frames_per_second)), 2 ** cfg.model.time_pools)
+    steps_per_epoch = max(1, math.ceil(len(bank) * cfg.crops_per_recording / cfg.batch_size))
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = steps_per_epoch * cfg.warmup_epochs
+
+    set_seed(cfg.seed)
+    model = CompactModel(cfg.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    log.info("model: %d parameters; %d steps per epoch", model.num_params, steps_per_epoch)
+
+    metrics_log = MetricsLog(out / "metrics.jsonl")
+    start_epoch, step = 1, 0
+    best = {"score": -math.inf, "epoch": 0, "metrics": None}
+    bad_epochs = 0
+    if resume and (out / "last.pt").exists():
+        ckpt = load_checkpoint(out / "last.pt", kind=TRAIN_KIND)
+        if ckpt["config"] != config_to_dict(cfg):
+            raise ConfigError(f"{out / 'last.pt'}: --resume with a different config than the interrupted run; "
+                              "use the same config and overrides, or a new --out")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, step, best, bad_epochs = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"], ckpt["bad_epochs"]
+        metrics_log.truncate(ckpt["epoch"])
+        log.info("resumed from %s after epoch %d", out / "last.pt", ckpt["epoch"])
+    elif resume:
+        log.info("--resume: no %s yet; starting from scratch", out / "last.pt")
+    else:
+        metrics_log.path.unlink(missing_ok=True)
+    save_config(cfg, out / "config.yaml")
+
+    # -- the loop
+    stopped = best["epoch"] > 0 and bad_epochs >= cfg.patience
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if stopped:
+            break
+        t0 = time.time()
+        es = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(es)  # dropout masks
+        gen = torch.Generator().manual_seed(es)  # batches and crops
+        order = torch.multinomial(sample_w, steps_per_epoch * cfg.batch_size, replacement=True, generator=gen)
+        model.train()
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = bank.crops(idx, crop_frames, gen)
+            _, loss = model(x, {h: t[idx] for h, t in targets.items()})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if on_step is not None:
+                on_step(step)
+        bar.close()
+
+        rec_probs = recording_probabilities(model, cfg, val_set)
+        val = patient_metrics(make_predictor(model, cfg), rec_probs, val_set)
+        improved = val["score"] > best["score"]
+        if improved:
+            best = {"score": val["score"], "epoch": epoch, "metrics": val}
+            bad_epochs = 0
+            _save_model(out / "best.pt", model, cfg, epoch, val)
+        else:
+            bad_epochs += 1
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                  "lr": scheduler.get_last_lr()[0], "val_score": val["score"],
+                  "val_murmur_weighted_accuracy": val["murmur_weighted_accuracy"],
+                  "val_mean_macro_f1": val["mean_macro_f1"], "val_macro_f1": val["macro_f1"],
+                  "best_epoch": best["epoch"], "seconds": round(time.time() - t0, 2)}
+        metrics_log.write(record)
+        log.info("epoch %d: loss %.4f, val wacc %.3f, mean macro-F1 %.3f, score %.3f%s (%.1f s)", epoch,
+                 record["train_loss"], val["murmur_weighted_accuracy"], val["mean_macro_f1"], val["score"],
+                 " *" if improved else "", record["seconds"])
+        save_checkpoint(out / "last.pt", kind=TRAIN_KIND, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), rng=rng_state(), epoch=epoch, step=step, best=best,
+                        bad_epochs=bad_epochs, config=config_to_dict(cfg))
+        if bad_epochs >= cfg.patience:
+            log.info("early stop: no improvement for %d epochs (best epoch %d)", cfg.patience, best["epoch"])
+            stopped = True
+
+    # -- cleanup: murmur calibration on the best model, summary
+    ckpt = load_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND)
+    model.load_state_dict(ckpt["model"])
+    summary = {"best_epoch": best["epoch"], "best_score": best["score"], "val": best["metrics"],
+               "steps": step, "num_params": model.num_params, "murmur_scale": [1.0, 1.0, 1.0]}
+    if cfg.tune_murmur_scale:
+        predictor = make_predictor(model, cfg)
+        rec_probs = recording_probabilities(model, cfg, val_set)
+        scale, wacc = tune_murmur_scale(predictor, rec_probs, val_set)
+        summary["murmur_scale"] = scale
+        summary["val_tuned"] = patient_metrics(predictor, rec_probs, val_set)
+        log.info("murmur scale %s: val weighted accuracy %.3f -> %.3f", scale,
+                 best["metrics"]["murmur_weighted_accuracy"], wacc)
+        _save_model(out / "best.pt", model, cfg, best["epoch"], summary["val_tuned"], scale)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def _save_model(path: Path, model: CompactModel, cfg: TrainConfig, epoch: int, metrics: dict,
+                murmur_scale: Sequence[float] | None = None) -> None:
+    save_model(path, model, cfg.front_end, window_seconds=cfg.crop_seconds, hop_seconds=cfg.window_hop_seconds,
+               config=config_to_dict(cfg), murmur_rule=cfg.murmur_rule, character_rule=cfg.character_rule,
+               murmur_scale=murmur_scale, metrics=metrics, epoch=epoch)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("runs/compact"))
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = load_train_config(args.config, args.overrides)
+    train(cfg, args.data, args.out, resume=args.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""``murmurlm pipeline``: the main job — data, split, train, predict the held-back patients, report.
+
+    murmurlm pipeline --data $MURMURLM_CIRCOR --out runs/main [--config FILE] [--split DIR] [key=value ...]
+
+1. Data: an empty (or missing) ``--data`` folder is filled by
+   :func:`murmurlm.data.download.download_circor` (PhysioNet; needs the network).
+2. Split (patient-wise): ``--split DIR``, else the repository's recommended ``splits/<folder name>/``
+   when it matches the dataset, else :func:`murmurlm.data.splits.train_val_test_split` (70/15/15,
+   seed 0). The split used is written to ``RUN_DIR/split/``.
+3. Train the compact model with the default config on train, early stopping on val
+   (``RUN_DIR/model/``: metrics.jsonl, last.pt, best.pt).
+4. Predict the test patients (``RUN_DIR/predictions/compact.csv``) and the majority and class-prior
+   baselines fitted on train.
+5. Evaluate them (``RUN_DIR/report/``: report.md, report.html, metrics.json).
+
+Re-running with the same ``--out`` resumes an interrupted training run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from murmurlm.cli.train import DEFAULT_CONFIG, REPO, load_recipe
+from murmurlm.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+
+def _needs_download(data: Path) -> bool:
+    return not data.exists() or not any(data.iterdir())
+
+
+def choose_split(dataset, data: Path, split: Optional[Path], seed: int = 0):
+    """The split to use (see the module docstring) and a line saying where it came from."""
+    from murmurlm.data.splits import read_split, train_val_test_split
+
+    if split is not None:
+        return read_split(split), f"split {split}"
+    ids = {p.patient_id for p in dataset.patients}
+    recommended = REPO / "splits" / data.resolve().name
+    if (recommended / "test.txt").exists():
+        s = read_split(recommended)
+        if set(s.train) | set(s.val) | set(s.test) == ids:
+            return s, f"recommended split {recommended}"
+        log.info("%s does not match this dataset's patients; making a new split", recommended)
+    return train_val_test_split(dataset, seed=seed), f"train_val_test_split(seed={seed})"
+
+
+def pipeline_command(
+    data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR); "
+                              "downloaded from PhysioNet first when empty."),
+    out: Path = typer.Option(Path("runs/main"), "--out", help="Run folder."),
+    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="YAML run config of the compact model."),
+    split: Optional[Path] = typer.Option(None, "--split", help="Split folder (train.txt, val.txt, test.txt)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the report's intervals."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value."),
+) -> None:
+    """Train the compact model on CirCor, evaluate it on the held-back patients, write the report."""
+    from murmurlm.data.circor import load_circor
+    from murmurlm.data.splits import write_split
+    from murmurlm.evaluate.baselines import BASELINES, baseline_predictions
+    from murmurlm.evaluate.predictions import write_predictions
+    from murmurlm.evaluate.report import evaluate_predictions, write_reports
+    from murmurlm.inference.predict import load_model, predict_dataset
+
+    if _needs_download(data):
+        from murmurlm.data.download import download_circor
+
+        log.info("%s is empty: downloading CirCor DigiScope 1.0.3 from PhysioNet", data)
+        download_circor(data, progress=progress)
+    dataset = load_circor(data, on_error="skip")
+    for p in dataset.problems:
+        log.warning("%s", p)
+    if not dataset.patients:
+        raise DataFormatError(data, "no readable patients")
+    chosen, source = choose_split(dataset, data, split)
+    if not chosen.test:
+        raise DataFormatError(split or data, "the split has no test patients to evaluate on")
+    write_split(chosen, out / "split")
+    log.info("%s: %d train, %d val, %d test patients", source, len(chosen.train), len(chosen.val), len(chosen.test))
+
+    recipe = load_recipe()
+    cfg = recipe.load_train_config(config, overrides or [])
+    summary = recipe.train(cfg, data, out / "model", train_ids=chosen.train, val_ids=chosen.val, resume=True,
+                           progress=progress)
+
+    model = load_model(out / "model" / "best.pt")
+    frame, problems = predict_dataset(model, data, chosen.test, progress=progress, cache_dir=cfg.cache_dir,
+                                      use_cache=True)
+    for p in problems:
+        log.warning("%s", p)
+    write_predictions(frame, out / "predictions" / "compact.csv")
+
+    labels = {p.patient_id: p.labels for p in dataset.patients}
+    truth = {pid: labels[pid] for pid in chosen.test if pid in set(frame.index.astype(str))}
+    train_labels = [labels[pid] for pid in chosen.train]
+    frames = {"compact": frame}
+    for method in BASELINES:
+        frames[f"baseline-{method}"] = baseline_predictions(method, train_labels, list(truth), seed=0)
+        write_predictions(frames[f"baseline-{method}"], out / "predictions" / f"baseline-{method}.csv")
+    results = {name: evaluate_predictions(f, truth, known_ids=list(labels), bootstrap=bootstrap, name=name)
+               for name, f in frames.items()}
+    context = {"data": str(data), "split": source, "test patients": len(truth),
+               "model": str(out / "model" / "best.pt"), "best epoch": summary["best_epoch"],
+               "config": str(config), "overrides": " ".join(overrides or []) or "none"}
+    written = write_reports(results, out / "report", title="murmurlm main job: compact model", context=context)
+    head = results["compact"]["headline"]
+    log.info("test: murmur weighted accuracy %.3f, mean macro-F1 %.3f; report: %s",
+             head["murmur_weighted_accuracy"]["value"], head["mean_macro_f1"]["value"], written["markdown"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pipeline")(pipeline_command)

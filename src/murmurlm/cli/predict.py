@@ -1,0 +1,146 @@
+"""``murmurlm predict``: the 11 murmur features of a recording, some recordings, or a CirCor folder.
+
+- one file: a short summary, or with ``--report`` the readable report (class probabilities, heart
+  rate and cycles, quality flag), ``--json`` the same as JSON, ``--plot out.png`` the figure;
+- several files, or a folder of audio files: one row per file;
+- a CirCor-layout folder (``training_data.csv`` + ``training_data/``): one row per patient.
+
+Rows are written as the predictions CSV that ``murmurlm evaluate`` reads (``--out``, default
+stdout). A file that cannot be read is reported and skipped; the exit code is non-zero only when
+nothing could be predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from murmurlm.errors import MurmurlmError
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def _is_circor_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "training_data").is_dir() or any(path.glob("*.txt")))
+
+
+def _audio_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise MurmurlmError(f"{p}: no .wav or .flac files and no CirCor layout (training_data/)")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def predict_command(
+    inputs: list[Path] = typer.Argument(..., help="An audio file (WAV/FLAC), several, a folder of them, "
+                                                  "or a CirCor dataset folder."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Compact checkpoint (default: the packaged model)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Predictions CSV to write (default: stdout for "
+                                                                 "folders and several files)."),
+    report: bool = typer.Option(False, "--report", help="Readable report for a single file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of a single file: waveform, spectrogram, "
+                                                             "segments, features (PNG)."),
+    as_json: bool = typer.Option(False, "--json", help="The single-file report as JSON."),
+    segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles for the report."),
+    max_duration: float = typer.Option(600.0, "--max-duration", help="Refuse recordings longer than this (s)."),
+) -> None:
+    """Predict the 11 murmur features."""
+    from murmurlm.data.circor import Problem
+    from murmurlm.inference.audio import read_recording
+    from murmurlm.inference.predict import load_model, predict_dataset, predict_recording
+    from murmurlm.inference.report import analyse_recording, plot_report, render_report
+
+    for p in inputs:
+        if not p.exists():
+            raise MurmurlmError(f"{p}: no such file or folder")
+    predictor = load_model(model)
+    single = len(inputs) == 1 and inputs[0].is_file()
+    if (report or as_json or plot) and not single:
+        raise MurmurlmError("--report, --json and --plot describe one recording; give a single audio file")
+
+    if single:
+        rec = read_recording(inputs[0], target_rate=4000, max_duration_s=max_duration)
+        rep, prediction, segmentation = analyse_recording(
+            predictor, rec.waveform, rec.sampling_rate, segment=segment, notes=rec.notes, source=inputs[0].name)
+        if plot:
+            plot_report(rec.waveform, rec.sampling_rate, rep, segmentation, plot, title=inputs[0].name)
+            typer.echo(f"wrote {plot}", err=True)
+        if out:
+            _write_rows({inputs[0].stem: prediction}, out)
+        if as_json:
+            typer.echo(json.dumps(rep, indent=2))
+        elif report:
+            typer.echo(render_report(rep))
+        elif not out:
+            for f in rep["features"]:
+                p = "-" if f["probability"] is None else f"{f['probability']:.2f}"
+                typer.echo(f"{f['name']}: {f['label']} ({p})")
+            for w in rep["warnings"]:
+                typer.echo(f"warning: {w}", err=True)
+        return
+
+    problems: list[Problem] = []
+    if len(inputs) == 1 and _is_circor_folder(inputs[0]):
+        frame, problems = predict_dataset(predictor, inputs[0])
+        _report_problems(problems)
+        if frame is None or len(frame) == 0:
+            raise MurmurlmError(f"{inputs[0]}: no patient could be predicted")
+        _write_frame(frame, out)
+        return
+    predictions = {}
+    for path in _audio_files(inputs):
+        try:
+            rec = read_recording(path, target_rate=4000, max_duration_s=max_duration)
+            predictions[path.stem] = predict_recording(predictor, rec.waveform, rec.sampling_rate)
+        except MurmurlmError as err:
+            problems.append(Problem(path, getattr(err, "message", str(err)), None, "error"))
+    _report_problems(problems)
+    if not predictions:
+        raise MurmurlmError(f"none of the {len(problems)} file(s) could be predicted")
+    _write_rows(predictions, out)
+
+
+def _report_problems(problems) -> None:
+    for p in problems:
+        if p.severity == "error":
+            typer.echo(f"skipped: {p.path}: {p.message}", err=True)
+        else:
+            log.warning("%s", p)
+
+
+def _write_rows(predictions: dict, out: Path | None) -> None:
+    from murmurlm.evaluate.predictions import predictions_frame
+
+    _write_frame(predictions_frame(predictions), out)
+
+
+def _write_frame(frame, out: Path | None) -> None:
+    from murmurlm.evaluate.predictions import write_predictions
+
+    if out is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "predictions.csv"
+            write_predictions(frame, path)
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+        return
+    write_predictions(frame, out)
+    typer.echo(f"wrote {len(frame)} prediction row(s) to {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)

@@ -1,0 +1,168 @@
+"""``murmurlm segment``: heart-cycle segmentation (train, predict, evaluate).
+
+    murmurlm segment train --method springer|mamba --data DIR --out DIR [--config FILE] [key=value ...]
+    murmurlm segment predict springer|mamba|MODEL_FILE AUDIO_OR_DIR... --out DIR
+    murmurlm segment evaluate --data DIR [--patients FILE] [--method springer|mamba] [--model FILE] [--json FILE]
+
+``predict`` writes one CirCor-format ``.tsv`` per audio file (``<name>.tsv``); ``evaluate`` scores a
+segmenter against a CirCor folder's ``.tsv`` files (S1/S2 event F1 at 60 ms, frame accuracy per
+state, clean-stretch agreement).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from murmurlm.errors import ConfigError, MurmurlmError
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPE = REPO / "recipes" / "train_segmenter.py"
+AUDIO_SUFFIXES = (".wav", ".flac")
+METHODS = ("springer", "mamba")
+
+segment_app = typer.Typer(no_args_is_help=True, help="Heart-cycle segmentation: S1, systole, S2, diastole, unannotated.")
+
+
+def _load_recipe():
+    if not RECIPE.exists():
+        raise MurmurlmError(f"training recipe not found: {RECIPE} (murmurlm segment train needs the repository "
+                            "checkout, e.g. `pip install -e .` from a clone)")
+    name = "murmurlm_recipe_train_segmenter"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return method
+
+
+@segment_app.command("train")
+def train_command(
+    method: str = typer.Option("mamba", "--method", help="springer or mamba."),
+    data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: model.npz|model.pt, metrics.json, train_log.jsonl."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. configs/segment/mamba.yaml)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value (max_minutes=5)."),
+) -> None:
+    """Train a segmenter on the training patients and score it on the validation patients."""
+    recipe = _load_recipe()
+    from murmurlm.config import load_config
+
+    cfg = load_config(recipe.TrainConfig, config,
+                      [*(overrides or []), f"method={_check_method(method)}", f"data={data}", f"out={out}"])
+    scores = recipe.main(cfg)
+    log.info("validation S1 F1 %.3f, S2 F1 %.3f, frame accuracy %.3f; model in %s",
+             scores["s1_f1"], scores["s2_f1"], scores["frame_accuracy"], out)
+
+
+def _audio_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise MurmurlmError(f"{p}: no .wav or .flac files")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise MurmurlmError(f"{p}: no such file or folder")
+    return files
+
+
+def _model_and_method(spec: str):
+    from murmurlm.signal.segment import _method_of, load_segmenter
+
+    if spec in METHODS:
+        return None, spec
+    model = load_segmenter(Path(spec))
+    return model, _method_of(model)
+
+
+@segment_app.command("predict")
+def predict_command(
+    model: str = typer.Argument(..., help="springer or mamba (the shipped default model), or a model file "
+                                          "(.npz Springer, .pt Mamba)."),
+    inputs: list[Path] = typer.Argument(..., help="Audio files (WAV/FLAC) or folders of them."),
+    out: Path = typer.Option(..., "--out", help="Folder for the .tsv files (<name>.tsv)."),
+) -> None:
+    """Segment recordings and write CirCor-format .tsv files."""
+    from tqdm.auto import tqdm
+
+    from murmurlm.data.circor import read_audio
+    from murmurlm.signal.segment import pcg_segment, write_tsv
+
+    loaded, method = _model_and_method(model)
+    files = _audio_files(inputs)
+    import soundfile as sf
+
+    failures = 0
+    for path in tqdm(files, desc="segment", disable=len(files) < 2):
+        try:
+            rate = sf.info(str(path)).samplerate
+            seg = pcg_segment(read_audio(path, mono=True), rate, method=method, model=loaded)
+        except (MurmurlmError, ValueError) as err:
+            log.error("%s: %s", path, err)
+            failures += 1
+            continue
+        write_tsv(out / f"{path.stem}.tsv", seg.segments)
+        log.info("%s: %.0f bpm, systolic interval %.3f s, %d segments -> %s", path.name, seg.heart_rate,
+                 seg.systolic_interval, len(seg.segments), out / f"{path.stem}.tsv")
+    if failures == len(files):
+        raise MurmurlmError(f"no recording could be segmented ({failures} failed)")
+
+
+@segment_app.command("evaluate")
+def evaluate_command(
+    data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR)."),
+    patients: Optional[Path] = typer.Option(None, "--patients", help="Patient list (e.g. splits/circor-dev/val.txt); default: all."),
+    method: str = typer.Option("springer", "--method", help="springer or mamba."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the shipped model of --method)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+) -> None:
+    """Score a segmenter against the .tsv files of a CirCor folder."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from murmurlm.data.circor import load_circor
+    from murmurlm.data.splits import read_patient_list
+    from murmurlm.signal.segment import load_segmenter
+    from murmurlm.signal.segment.evaluation import evaluate_segmenter
+
+    _check_method(method)
+    ids = read_patient_list(patients) if patients else None
+    dataset = load_circor(data, patient_ids=ids)
+    loaded = load_segmenter(model) if model else None
+    result = evaluate_segmenter(loaded if loaded is not None else method, dataset.recordings, method=method)
+    if result.recordings == 0:
+        raise MurmurlmError(f"{data}: no recording with a .tsv segmentation among the selected patients")
+    summary = {"method": method, "model": str(model) if model else "default", **result.summary()}
+    table = Table(title=f"segmentation: {method} on {len(dataset.patients)} patients")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console(stderr=False).print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(segment_app, name="segment")

@@ -1,0 +1,239 @@
+"""Predict the 11 murmur features with a compact-model checkpoint.
+
+:func:`load_model` opens a checkpoint (the packaged default when no path is given) as a
+:class:`Predictor`: the front end and the model, in eval mode, under ``torch.no_grad``. A recording
+is cut into overlapping windows as long as the training crops; the class probabilities of the
+windows are averaged. Patients (several recordings) are combined by
+:func:`murmurlm.evaluate.aggregate.aggregate_patient`, with the rules stored in the checkpoint.
+
+- :meth:`Predictor.predict_waveform`: one recording -> per-feature class probabilities.
+- :func:`predict_recording`: one recording treated as one patient -> PatientPrediction.
+- :func:`predict_files`: audio files, each one "patient"; unreadable files are reported and skipped.
+- :func:`predict_dataset`: a CirCor-layout folder -> the predictions frame
+  (:func:`murmurlm.evaluate.predictions.predictions_frame`), one row per patient.
+
+Examples
+--------
+>>> import numpy as np
+>>> from murmurlm.signal.synth import synth_pcg
+>>> predictor = load_model()                      # the packaged default checkpoint
+>>> pcg = synth_pcg(6.0, sampling_rate=4000, heart_rate=80, seed=0)
+>>> probs = predictor.predict_waveform(pcg.waveform, 4000)
+>>> probs["Murmur"].shape, round(float(probs["Murmur"].sum()), 4)
+((3,), 1.0)
+>>> predict_recording(predictor, pcg.waveform, 4000).labels["Murmur"] in ("Present", "Unknown", "Absent")
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from murmurlm.data import labels as L
+from murmurlm.data.circor import Problem, load_circor, read_audio
+from murmurlm.errors import DataFormatError, MurmurlmError
+from murmurlm.evaluate.aggregate import PatientPrediction, aggregate_patient
+from murmurlm.evaluate.predictions import predictions_frame
+from murmurlm.signal.features import FrontEnd, compute_features, frame_windows, recording_features
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "murmurlm-compact"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "compact-default.pt"
+"""The packaged default model (trained on circor-dev; see ``assets/README.md``)."""
+
+
+class Predictor:
+    """A compact-model checkpoint ready to predict: front end + model in eval mode.
+
+    Attributes
+    ----------
+    config : dict
+        The resolved training config stored in the checkpoint.
+    front_end : FrontEnd
+        The front end the model was trained with.
+    heads : tuple of str
+        The model's heads (the 11 features, then auxiliary ones such as Outcome).
+    """
+
+    def __init__(self, model, front_end: FrontEnd, window_seconds: float, hop_seconds: float,
+                 config: dict | None = None, murmur_rule: str = "any", character_rule: str = "murmur-weighted",
+                 murmur_scale: Sequence[float] | None = None, path: Path | None = None, batch_size: int = 64):
+        self.model = model.eval()
+        self.front_end = front_end
+        self.config = config or {}
+        self.heads = tuple(model.head_names)
+        self.window_frames = max(int(round(window_seconds * front_end.frames_per_second)), model.min_frames)
+        self.hop_frames = max(int(round(hop_seconds * front_end.frames_per_second)), 1)
+        self.murmur_rule = murmur_rule
+        self.character_rule = character_rule
+        self.murmur_scale = np.asarray(murmur_scale if murmur_scale is not None else [1.0, 1.0, 1.0], np.float64)
+        self.path = path
+        self.batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.path or 'in memory'}, {self.model.num_params} parameters, "
+                f"{self.front_end.sample_rate} Hz, window {self.window_frames} frames)")
+
+    # -- features -> probabilities
+
+    def predict_features(self, features: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Per-recording class probabilities from log-mel arrays ``(n_mels, frames)``.
+
+        All windows of all recordings go through the model in batches of ``batch_size``.
+        """
+        import torch
+
+        windows = [frame_windows(np.asarray(f, np.float32), self.window_frames, self.hop_frames) for f in features]
+        counts = [len(w) for w in windows]
+        if not counts:
+            return []
+        stacked = torch.from_numpy(np.concatenate(windows, axis=0))
+        probs: dict[str, list[np.ndarray]] = {h: [] for h in self.heads}
+        with torch.no_grad():
+            for i in range(0, len(stacked), self.batch_size):
+                logits, _ = self.model(stacked[i:i + self.batch_size])
+                for h in self.heads:
+                    probs[h].append(torch.softmax(logits[h].double(), dim=-1).numpy())
+        flat = {h: np.concatenate(v, axis=0) for h, v in probs.items()}
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        out = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            rec = {h: flat[h][a:b].mean(axis=0) for h in self.heads}
+            m = rec[L.MURMUR.name] * self.murmur_scale
+            rec[L.MURMUR.name] = m / m.sum()
+            out.append(rec)
+        return out
+
+    def predict_waveform(self, waveform: np.ndarray, sampling_rate: int) -> dict[str, np.ndarray]:
+        """Class probabilities of ONE recording, per head, in ``labels.feature(name).classes`` order.
+
+        ``waveform`` is a 1-D float array at any ``sampling_rate`` (it is resampled).
+        """
+        wave = np.asarray(waveform, dtype=np.float32)
+        if wave.ndim != 1 or wave.size == 0:
+            raise ValueError(f"expected a non-empty 1-D waveform, got shape {wave.shape}")
+        feats = compute_features([wave], [int(sampling_rate)], self.front_end)
+        return self.predict_features(feats)[0]
+
+    def aggregate(self, recording_probs: Sequence[dict[str, np.ndarray]]) -> PatientPrediction:
+        """One patient's prediction from its recordings' probabilities."""
+        stacked = {h: np.stack([r[h] for r in recording_probs]) for h in self.heads}
+        return aggregate_patient(stacked, self.murmur_rule, self.character_rule)
+
+
+def save_model(path: str | Path, model, front_end: FrontEnd, *, window_seconds: float, hop_seconds: float,
+               config: dict | None = None, murmur_rule: str = "any", character_rule: str = "murmur-weighted",
+               murmur_scale: Sequence[float] | None = None, metrics: dict | None = None, epoch: int | None = None) -> None:
+    """Write the inference checkpoint :func:`load_model` reads (atomically): weights, the model and
+    front-end configs, the window settings, the aggregation rules and the resolved training config."""
+    from dataclasses import asdict
+
+    from murmurlm.config import config_to_dict
+    from murmurlm.train.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        path, kind=CHECKPOINT_KIND, model=model.state_dict(), epoch=epoch, metrics=metrics,
+        model_config=config_to_dict(model.config), front_end=asdict(front_end), config=config or {},
+        inference={"window_seconds": float(window_seconds), "hop_seconds": float(hop_seconds),
+                   "murmur_rule": murmur_rule, "character_rule": character_rule,
+                   "murmur_scale": [float(v) for v in murmur_scale] if murmur_scale is not None else [1.0, 1.0, 1.0]},
+    )
+
+
+def load_model(path: str | Path | None = None, threads: int | None = None) -> Predictor:
+    """Load a compact checkpoint (``best.pt`` of a run, or the packaged default when None)."""
+    import torch
+
+    from murmurlm.models.compact import CompactConfig, CompactModel
+    from murmurlm.train.checkpoint import load_checkpoint
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.exists():
+        hint = " (the packaged default is missing; train one with `murmurlm train`)" if path == DEFAULT_CHECKPOINT else ""
+        raise MurmurlmError(f"model checkpoint not found: {path}{hint}")
+    ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    mc = dict(ckpt["model_config"])
+    mc["channels"] = tuple(mc["channels"])
+    model = CompactModel(CompactConfig(**{f.name: mc[f.name] for f in fields(CompactConfig) if f.name in mc}))
+    model.load_state_dict(ckpt["model"])
+    fe = FrontEnd(**ckpt["front_end"])
+    inf = ckpt.get("inference", {})
+    return Predictor(model, fe, window_seconds=inf.get("window_seconds", 4.0), hop_seconds=inf.get("hop_seconds", 2.0),
+                     config=ckpt.get("config", {}), murmur_rule=inf.get("murmur_rule", "any"),
+                     character_rule=inf.get("character_rule", "murmur-weighted"),
+                     murmur_scale=inf.get("murmur_scale"), path=path)
+
+
+def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int) -> PatientPrediction:
+    """One recording as one "patient": aggregated labels (consistent) and probabilities."""
+    return model.aggregate([model.predict_waveform(waveform, sampling_rate)])
+
+
+def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[str, PatientPrediction], list[Problem]]:
+    """Predict audio files (WAV/FLAC, any rate, mono or mixed down), each as one patient keyed by its
+    file stem. A file that cannot be read is reported as a Problem (severity "error") and skipped."""
+    results: dict[str, PatientPrediction] = {}
+    problems: list[Problem] = []
+    for p in paths:
+        p = Path(p)
+        try:
+            import soundfile as sf
+
+            wave = read_audio(p, mono=True)  # AudioError for a missing, broken, empty or NaN file
+            results[p.stem] = predict_recording(model, wave, sf.info(str(p)).samplerate)
+        except (DataFormatError, ValueError) as err:
+            message = err.message if isinstance(err, DataFormatError) else str(err)
+            problems.append(Problem(p, message, None, "error"))
+            log.warning("skipped %s: %s", p, message)
+        except Exception as err:  # soundfile raises its own types for broken files
+            problems.append(Problem(p, f"cannot read audio: {err}", None, "error"))
+            log.warning("skipped %s: %s", p, err)
+    return results, problems
+
+
+def predict_dataset(model: Predictor, root: str | Path, patient_ids: Sequence[str] | None = None,
+                    progress: bool = True, cache_dir: str | Path | None = None,
+                    use_cache: bool = False) -> tuple["object", list[Problem]]:
+    """Predict every patient (or ``patient_ids``) of a CirCor-layout folder.
+
+    Returns the predictions frame (one row per patient, labels and ``P(feature=class)`` columns)
+    and the problems met: unusable patients and unreadable recordings are reported and skipped;
+    a patient with no readable recording gets no row.
+    """
+    data = load_circor(root, patient_ids=patient_ids, on_error="skip")
+    problems = list(data.problems)
+    recordings = data.recordings
+
+    def skip(rec, err):
+        problems.append(Problem(getattr(err, "path", rec.audio_path), getattr(err, "message", str(err)), None, "error"))
+        log.warning("skipped recording %s: %s", rec.name, err)
+
+    feats = recording_features(recordings, model.front_end, cache_dir=cache_dir, use_cache=use_cache,
+                               progress=progress, on_error=skip)
+    ok = [i for i, f in enumerate(feats) if f is not None]
+    probs = dict(zip(ok, model.predict_features([feats[i] for i in ok])))
+    by_patient: dict[str, PatientPrediction] = {}
+    i = 0
+    for patient in data.patients:
+        recs = [probs[j] for j in range(i, i + len(patient.recordings)) if j in probs]
+        i += len(patient.recordings)
+        if not recs:
+            problems.append(Problem(data.root, f"patient {patient.patient_id}: no readable recording; not predicted",
+                                    None, "error"))
+            continue
+        by_patient[patient.patient_id] = model.aggregate(recs)
+    if not by_patient:
+        import pandas as pd
+
+        return pd.DataFrame(), problems
+    return predictions_frame(by_patient), problems

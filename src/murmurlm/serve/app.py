@@ -1,0 +1,441 @@
+"""The murmurlm web service: upload a recording, get the 11 murmur features back as JSON.
+
+Endpoints
+---------
+- ``GET /`` - a web page: drop a recording, see the waveform and spectrogram with the segments
+  shaded and the feature table, download the JSON (static files, no CDN, works offline).
+- ``GET /healthz`` - liveness, the loaded model and the limits.
+- ``POST /v1/predict`` - the recording as ``multipart/form-data`` (field ``file``) or as a raw
+  ``audio/wav`` / ``audio/flac`` body; any sampling rate, mono or stereo (mixed down and resampled,
+  and said so in ``warnings``). ``?plot=true`` adds the report figure as a base64 PNG.
+- ``POST /v1/ask`` - a free-form question about a recording, when an audio-LM checkpoint is loaded.
+- ``GET /docs``, ``GET /openapi.json`` - the OpenAPI schema.
+
+Safety
+------
+The body is read by the endpoint itself, counting bytes, so an upload over ``max_upload_mb`` is
+refused with 413 whether or not it announces its length, and nothing is spooled to the system's
+temporary folder. The audio is written to one ``mkstemp`` file inside the service's own temporary
+directory (the client's file name is only echoed, never used as a path) and removed in a
+``finally``; the directory itself is removed at shutdown. Every unusable file gets a 4xx with a
+``detail`` sentence and a ``reason`` code; a decoder never sees more than ``max_duration_s`` of
+audio. The model is loaded once, in :func:`create_app`; predictions run one at a time under a lock
+(the compact model takes milliseconds), while decoding, segmentation and plotting run in parallel
+worker threads (``max_workers``).
+
+Examples
+--------
+``create_app()`` serves the packaged model; here an untrained tiny one keeps the example fast.
+
+>>> import io, soundfile as sf
+>>> from fastapi.testclient import TestClient
+>>> from murmurlm.inference.predict import Predictor
+>>> from murmurlm.models.compact import CompactConfig, CompactModel
+>>> from murmurlm.signal.features import FrontEnd
+>>> from murmurlm.signal.synth import synth_pcg
+>>> untrained = Predictor(CompactModel(CompactConfig(channels=(4, 8), n_mels=16)), FrontEnd(n_mels=16), 4.0, 2.0)
+>>> client = TestClient(create_app(untrained))
+>>> buf = io.BytesIO(); sf.write(buf, synth_pcg(5.0, 44100).waveform, 44100, format="FLAC")
+>>> r = client.post("/v1/predict", files={"file": ("a.flac", buf.getvalue(), "audio/flac")})
+>>> r.status_code, len(r.json()["features"]), r.json()["warnings"][0]
+(200, 11, 'resampled from 44100 Hz to 4000 Hz')
+>>> client.post("/v1/predict", files={"file": ("a.wav", b"no audio", "audio/wav")}).json()["reason"]
+'not_audio'
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from murmurlm.serve.upload import UploadError, parse_upload
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+ANALYSIS_RATE = 4000  # Hz, CirCor's rate
+MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and part headers on top of the file itself
+
+# RecordingError.reason -> HTTP status
+STATUS = {
+    "empty": 400, "not_audio": 415, "truncated": 400, "unsupported": 415, "non_finite": 422,
+    "too_long": 413, "too_short": 422, "not_found": 400,
+}
+
+
+class ServiceError(Exception):
+    """A refused request: HTTP ``status``, a ``reason`` code and a sentence."""
+
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+# ----------------------------------------------------------------------------------------------
+# response schema (OpenAPI)
+
+
+class FeatureOut(BaseModel):
+    name: str = Field(description="CirCor column name, e.g. 'Systolic murmur timing'")
+    label: str = Field(description="predicted class ('nan': no such murmur)")
+    probability: float | None = Field(description="probability of the predicted class")
+    probabilities: dict[str, float] = Field(description="class -> probability, CirCor's class order")
+    overridden: bool = Field(False, description="label set to 'nan' because Murmur is not Present (or the "
+                                                "murmur's timing is 'nan'); probability is then null")
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    state: int = Field(description="1 S1, 2 systole, 3 S2, 4 diastole, 0 unannotated")
+    name: str
+
+
+class SegmentationOut(BaseModel):
+    available: bool
+    heart_rate_bpm: float | None = None
+    cycles: int | None = None
+    method: str | None = None
+    segments: list[SegmentOut] = []
+
+
+class QualityOut(BaseModel):
+    usable_fraction: float
+    flag: str = Field(description="good (>= 0.6 usable), fair (>= 0.3) or poor")
+    method: str = Field(description="'cycles' (complete heart cycles) or 'energy' (silence/clipping/bursts)")
+    detail: str
+
+
+class InputOut(BaseModel):
+    filename: str
+    bytes: int
+    format: str
+    subtype: str
+    sampling_rate: int
+    channels: int
+    duration_s: float
+
+
+class PredictResponse(BaseModel):
+    input: InputOut
+    sampling_rate: int = Field(description="rate the model analysed (after resampling)")
+    duration_s: float
+    labels: dict[str, str]
+    features: list[FeatureOut]
+    segmentation: SegmentationOut
+    quality: QualityOut
+    warnings: list[str]
+    model: str
+    elapsed_s: float
+    plot_png: str | None = Field(None, description="base64 PNG of the report figure (?plot=true)")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    input: InputOut
+    warnings: list[str]
+    model: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    reason: str
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    sampling_rate: int
+    ask: bool
+    segmentation: bool
+    limits: dict[str, float]
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "WAV or FLAC, any rate, mono or stereo"}}}},
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "audio/flac": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class _Service:
+    """What one app holds: the model (loaded once), its lock, the limits and the temp directory."""
+
+    def __init__(self, model: Any, max_upload_mb: float, max_duration_s: float, min_duration_s: float,
+                 tmp_dir: str | Path | None, segment: bool, segment_method: str, audio_lm: Any,
+                 max_workers: int, max_pending: int):
+        if max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1:
+            raise ValueError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
+                             "max_workers, max_pending) and min_duration_s >= 0")
+        if model is None or isinstance(model, (str, Path)):
+            from murmurlm.inference.predict import load_model
+
+            model = load_model(model)
+        self.model = model
+        path = getattr(model, "path", None)
+        self.model_name = Path(path).name if path else type(model).__name__
+        # Uploads are brought to CirCor's rate, which the segmenter and the report expect; the
+        # predictor resamples further to its own front-end rate.
+        self.sampling_rate = ANALYSIS_RATE
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        self.max_duration_s = float(max_duration_s)
+        self.min_duration_s = float(min_duration_s)
+        self.segment = segment
+        self.segment_method = segment_method
+        self.audio_lm = audio_lm
+        self.model_lock = threading.Lock()
+        self.lm_lock = threading.Lock()
+        self.limiter = anyio.CapacityLimiter(max_workers)
+        self.max_pending = max_pending
+        self.pending = 0  # requests being read or processed; changed on the event loop only
+        self.own_tmp = tmp_dir is None
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix="murmurlm-serve-")) if tmp_dir is None else Path(tmp_dir)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- request pieces -------------------------------------------------------------------------
+    @asynccontextmanager
+    async def admit(self):
+        """Count the request in, or refuse it with 503 when ``max_pending`` are already in."""
+        if self.pending >= self.max_pending:
+            raise ServiceError(503, "busy", f"the service is busy ({self.pending} requests in progress); "
+                               "retry in a moment")
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.max_upload_bytes + MULTIPART_OVERHEAD
+        announced = request.headers.get("content-length")
+        if announced is not None:
+            try:
+                size = int(announced)
+            except ValueError:
+                raise ServiceError(400, "bad_request", f"invalid Content-Length {announced!r}") from None
+            if size > limit:
+                raise ServiceError(413, "too_large", f"upload of {size / 2**20:.1f} MiB exceeds the "
+                                   f"limit of {self.max_upload_mb:g} MiB")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise ServiceError(413, "too_large", f"upload exceeds the limit of {self.max_upload_mb:g} MiB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def upload(self, request: Request, body: bytes):
+        try:
+            up = parse_upload(request.headers.get("content-type"), body)
+        except UploadError as err:
+            raise ServiceError(err.status, err.reason, str(err)) from None
+        if len(up.data) == 0:
+            raise ServiceError(400, "empty", f"{up.filename}: the uploaded file is empty")
+        if len(up.data) > self.max_upload_bytes:
+            raise ServiceError(413, "too_large", f"{up.filename}: {len(up.data) / 2**20:.1f} MiB exceeds "
+                               f"the limit of {self.max_upload_mb:g} MiB")
+        return up
+
+    def decode(self, filename: str, data: bytes, target_rate: int):
+        """Write the bytes to a private temp file, read them as audio, always remove the file."""
+        from murmurlm.inference.audio import RecordingError, read_recording
+
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, suffix=".audio")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            try:
+                return read_recording(tmp, target_rate, max_duration_s=self.max_duration_s,
+                                      min_duration_s=self.min_duration_s)
+            except RecordingError as err:
+                raise ServiceError(STATUS.get(err.reason, 400), err.reason, f"{filename}: {err.message}") from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+    @staticmethod
+    def input_info(filename: str, data: bytes, rec) -> dict:
+        return {"filename": filename, "bytes": len(data), "format": rec.info.format,
+                "subtype": rec.info.subtype, "sampling_rate": rec.info.sampling_rate,
+                "channels": rec.info.channels, "duration_s": round(rec.info.duration, 3)}
+
+    def predict(self, filename: str, data: bytes, plot: bool) -> dict:
+        """The blocking part of /v1/predict (runs in a worker thread)."""
+        import torch
+
+        from murmurlm.inference.predict import predict_recording
+        from murmurlm.inference.report import murmur_report, plot_report, segment_recording
+
+        start = time.perf_counter()
+        rec = self.decode(filename, data, self.sampling_rate)
+        with self.model_lock, torch.inference_mode():
+            prediction = predict_recording(self.model, rec.waveform, rec.sampling_rate)
+        if self.segment:
+            segmentation, seg_warning = segment_recording(rec.waveform, rec.sampling_rate, self.segment_method)
+        else:
+            segmentation, seg_warning = None, "segmentation disabled on this server"
+        report = murmur_report(prediction, segmentation, rec.waveform, rec.sampling_rate, notes=rec.notes,
+                               source=filename, segmentation_warning=seg_warning)
+        if plot:
+            buf = io.BytesIO()
+            plot_report(rec.waveform, rec.sampling_rate, report, segmentation, buf, title=filename)
+            report["plot_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
+        report.pop("source", None)
+        report["input"] = self.input_info(filename, data, rec)
+        report["model"] = self.model_name
+        report["elapsed_s"] = round(time.perf_counter() - start, 4)
+        return report
+
+    def ask(self, filename: str, data: bytes, question: str) -> dict:
+        backend = self.audio_lm
+        rec = self.decode(filename, data, int(backend.sampling_rate))
+        notes = list(rec.notes)
+        wave = rec.waveform
+        limit = int(float(backend.max_audio_seconds) * rec.sampling_rate)
+        if len(wave) > limit:
+            notes.append(f"only the first {backend.max_audio_seconds:g} s were given to the audio model")
+            wave = wave[:limit]
+        with self.lm_lock:
+            answers = backend.generate([wave], [question])
+        answer = answers[0] if isinstance(answers, (list, tuple)) else str(answers)
+        return {"question": question, "answer": str(answer).strip(),
+                "input": self.input_info(filename, data, rec), "warnings": notes,
+                "model": str(getattr(backend, "name", type(backend).__name__))}
+
+    def close(self) -> None:
+        if self.own_tmp:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: float = 120.0,
+               min_duration_s: float = 2.0, tmp_dir: str | Path | None = None, segment: bool = True,
+               segment_method: str = "springer", audio_lm: Any = None, max_workers: int = 4,
+               max_pending: int = 32) -> FastAPI:
+    """Build the FastAPI app.
+
+    Parameters
+    ----------
+    model
+        A loaded predictor, a checkpoint path, or None for the packaged default model; loaded here,
+        once.
+    max_upload_mb, max_duration_s, min_duration_s
+        Upload limits (413 beyond the size or duration, 422 under the minimum duration).
+    tmp_dir
+        Where uploads are written while they are decoded; None makes a private ``mkdtemp``
+        directory, removed at shutdown.
+    segment, segment_method
+        Whether to segment the heart cycles (heart rate, shading, quality flag) and how.
+    audio_lm
+        An audio-LM backend (:mod:`murmurlm.models.audio_lm`) enabling ``POST /v1/ask``.
+    max_workers
+        Requests processed at once (decoding, segmentation, plotting); the model itself runs one
+        request at a time.
+    max_pending
+        Requests admitted at once (reading, waiting, processing); more get 503 with Retry-After,
+        which bounds the memory held by uploads to about ``max_pending * max_upload_mb``.
+    """
+    service = _Service(model, max_upload_mb, max_duration_s, min_duration_s, tmp_dir, segment,
+                       segment_method, audio_lm, max_workers, max_pending)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()
+
+    app = FastAPI(title="murmurlm", version=_version(), lifespan=lifespan,
+                  description="Heart-murmur characterisation of phonocardiograms: the 11 CirCor "
+                              "murmur features with class probabilities, heart cycles and a quality flag.")
+    app.state.service = service
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, err: ServiceError):
+        headers = {"Retry-After": "1"} if err.status == 503 else None
+        return JSONResponse({"detail": err.detail, "reason": err.reason}, status_code=err.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):  # pragma: no cover - a bug, logged
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "internal error; see the server log", "reason": "internal"},
+                            status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", response_model=Health)
+    def healthz():
+        from murmurlm.inference.report import segment_recording  # noqa: F401 - importable check
+
+        try:
+            import murmurlm.signal.segment as seg_module
+            has_seg = hasattr(seg_module, "pcg_segment")
+        except ImportError:
+            has_seg = False
+        return {"status": "ok", "model": service.model_name, "sampling_rate": service.sampling_rate,
+                "ask": service.audio_lm is not None, "segmentation": bool(service.segment and has_seg),
+                "limits": {"max_upload_mb": service.max_upload_mb, "max_duration_s": service.max_duration_s,
+                           "min_duration_s": service.min_duration_s}}
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
+              summary="Predict the 11 murmur features of an uploaded recording")
+    async def predict(request: Request, plot: bool = Query(False, description="add the report figure (base64 PNG)")):
+        async with service.admit():
+            body = await service.read_body(request)
+            up = service.upload(request, body)
+            return await anyio.to_thread.run_sync(service.predict, up.filename, up.data, plot,
+                                                  limiter=service.limiter)
+
+    if audio_lm is not None:
+        @app.post("/v1/ask", response_model=AskResponse, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
+                  summary="Ask the audio language model a question about an uploaded recording")
+        async def ask(request: Request, question: str = Query(..., min_length=1, max_length=500)):
+            async with service.admit():
+                body = await service.read_body(request)
+                up = service.upload(request, body)
+                return await anyio.to_thread.run_sync(service.ask, up.filename, up.data, question,
+                                                      limiter=service.limiter)
+
+    return app
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("murmurlm")
+    except Exception:  # pragma: no cover - not installed
+        return "0"

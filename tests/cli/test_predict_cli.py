@@ -1,0 +1,107 @@
+"""``murmurlm predict``: one file (summary, --report, --json, --plot, --out), folders of files with a
+bad one skipped, a CirCor folder, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from murmurlm.cli import main
+from murmurlm.data import labels as L
+from predict_helpers import save_tiny_checkpoint, synthetic_wave
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recordings")
+    sf.write(folder / "a.wav", synthetic_wave(6.0, 4000, seed=0), 4000)
+    wave = synthetic_wave(6.0, 4000, seed=1)
+    sf.write(folder / "b.flac", np.stack([wave, wave], axis=1), 4000, format="FLAC")
+    return folder
+
+
+def test_single_file_summary(ckpt, recordings, capsys):
+    assert main(["predict", "--model", str(ckpt), str(recordings / "a.wav")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == list(L.FEATURE_NAMES)
+
+
+def test_single_file_report_and_plot(ckpt, recordings, tmp_path, capsys):
+    png = tmp_path / "figs" / "a.png"
+    png.parent.mkdir()
+    assert main(["predict", "--model", str(ckpt), str(recordings / "a.wav"), "--report", "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("murmurlm report for a.wav: 6.0 s at 4000 Hz")
+    assert "heart rate:" in text and "quality:" in text
+    for name in L.FEATURE_NAMES:
+        assert name in text
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_single_file_json_and_csv(ckpt, recordings, tmp_path, capsys):
+    from murmurlm.evaluate.predictions import read_predictions
+
+    out = tmp_path / "one.csv"
+    assert main(["predict", "--model", str(ckpt), str(recordings / "b.flac"), "--json", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in report["features"]] == list(L.FEATURE_NAMES)
+    assert "mixed 2 channels down to mono" in report["warnings"]
+    frame = read_predictions(out)
+    assert list(frame.index) == ["b"]
+    assert frame.loc["b", "Murmur"] == report["labels"]["Murmur"]
+
+
+def test_folder_with_a_bad_file_skips_it(ckpt, recordings, tmp_path, capsys):
+    from murmurlm.evaluate.predictions import read_predictions
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("a.wav", "b.flac"):
+        (folder / name).write_bytes((recordings / name).read_bytes())
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model", str(ckpt), str(folder), "--out", str(out)]) == 0
+    assert "skipped:" in capsys.readouterr().err
+    assert sorted(read_predictions(out).index) == ["a", "b"]
+
+
+def test_nothing_predictable_is_an_error(ckpt, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    assert main(["predict", "--model", str(ckpt), str(bad), str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.wav" in err and "empty.flac" in err and "none of the 2 file(s)" in err
+    assert main(["predict", "--model", str(ckpt), str(tmp_path / "missing.wav")]) == 2
+    assert main(["predict", "--model", str(ckpt), str(bad), "--report"]) == 2
+    assert "not a readable audio file" in capsys.readouterr().err
+
+
+def test_report_needs_one_file(ckpt, recordings, capsys):
+    assert main(["predict", "--model", str(ckpt), str(recordings), "--report"]) == 2
+    assert "single audio file" in capsys.readouterr().err
+
+
+def test_missing_checkpoint(tmp_path, recordings, capsys):
+    assert main(["predict", "--model", str(tmp_path / "none.pt"), str(recordings / "a.wav")]) == 2
+    assert "none.pt" in capsys.readouterr().err
+
+
+def test_circor_folder_to_csv(ckpt, synthetic_circor, tmp_path, capsys):
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.predictions import read_predictions
+
+    out = tmp_path / "circor.csv"
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--out", str(out)]) == 0
+    frame = read_predictions(out)
+    assert sorted(frame.index) == sorted(p.patient_id for p in load_circor(synthetic_circor))
+    assert "P(Murmur=Present)" in frame.columns

@@ -1,0 +1,146 @@
+"""evaluate_predictions and the written reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from murmurlm.data import labels as L
+from murmurlm.errors import DataFormatError
+from murmurlm.evaluate import metrics as M
+from murmurlm.evaluate.baselines import baseline_predictions
+from murmurlm.evaluate.predictions import predictions_frame
+from murmurlm.evaluate.aggregate import PatientPrediction
+from murmurlm.evaluate.report import evaluate_predictions, write_reports
+
+
+def make_truth(n: int = 40, seed: int = 0) -> dict[str, dict[str, str]]:
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for i in range(n):
+        labels = {name: L.NO_MURMUR for name in L.FEATURE_NAMES}
+        labels["Murmur"] = rng.choice(L.MURMUR.classes, p=[0.3, 0.1, 0.6])
+        labels["Outcome"] = rng.choice(L.OUTCOME.classes)
+        if labels["Murmur"] == "Present":
+            for f in L.SYSTOLIC:
+                labels[f.name] = rng.choice(f.present_classes)
+            if rng.random() < 0.3:
+                for f in L.DIASTOLIC:
+                    labels[f.name] = rng.choice(f.present_classes)
+        truth[str(1000 + i)] = labels
+    return truth
+
+
+def as_frame(labels: dict[str, dict[str, str]]):
+    return predictions_frame({pid: PatientPrediction(dict(l)) for pid, l in labels.items()})
+
+
+def test_perfect_predictions_score_one():
+    truth = make_truth()
+    res = evaluate_predictions(as_frame(truth), truth, bootstrap=100, seed=0, name="oracle")
+    assert res["name"] == "oracle" and res["num_patients"] == 40
+    for feat in L.FEATURES:
+        view = res["features"][feat.name]["all"]
+        assert view["accuracy"] == 1.0 and view["macro_f1"] == 1.0 and view["uar"] == 1.0
+        assert view["accuracy_ci"] == [1.0, 1.0]
+    assert res["challenge"]["murmur_weighted_accuracy"]["value"] == 1.0
+    assert res["headline"]["murmur_weighted_accuracy"]["ci"] == [1.0, 1.0]
+    assert res["features"]["Outcome"]["all"]["accuracy"] == 1.0
+    # the cost of perfect outcome predictions: nobody missed, the Abnormal ones referred
+    outcome = [t["Outcome"] for t in truth.values()]
+    assert res["challenge"]["outcome_cost"]["value"] == pytest.approx(M.challenge_outcome_cost(outcome, outcome))
+
+
+def test_results_match_the_metric_functions_and_views():
+    truth = make_truth(60, seed=1)
+    pred = baseline_predictions("prior", list(truth.values()), list(truth), seed=3)
+    res = evaluate_predictions(pred, truth, bootstrap=200, seed=0)
+    murmur_t = [t["Murmur"] for t in truth.values()]
+    assert res["challenge"]["murmur_weighted_accuracy"]["value"] == pytest.approx(
+        M.challenge_murmur_score(murmur_t, pred["Murmur"].tolist()))
+    feat = "Systolic murmur grading"
+    keep = [pid for pid, t in truth.items() if t["Systolic murmur timing"] != L.NO_MURMUR]
+    char = res["features"][feat]["characterisation"]
+    expected = M.feature_metrics([truth[p][feat] for p in keep], pred.loc[keep, feat].tolist(), feat)
+    assert char["num_patients"] == len(keep)
+    assert char["macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert char["confusion_matrix"] == expected["confusion_matrix"]
+    lo, hi = res["features"][feat]["all"]["accuracy_ci"]
+    assert lo <= res["features"][feat]["all"]["accuracy"] <= hi
+    assert res["features"]["Murmur"]["characterisation"] is None
+
+
+def test_missing_prediction_column_and_patient_are_errors():
+    truth = make_truth(10)
+    frame = as_frame(truth)
+    frame.attrs["source"] = "model.csv"
+    with pytest.raises(DataFormatError, match=r"model\.csv: no prediction for 1 patient\(s\): 5555"):
+        evaluate_predictions(frame, {**truth, "5555": next(iter(truth.values()))}, bootstrap=0)
+    no_outcome = frame.drop(columns=["Outcome"])
+    res = evaluate_predictions(no_outcome, truth, bootstrap=0)
+    assert res["challenge"]["outcome_cost"] is None
+    assert "no Outcome column" in res["challenge"]["notes"][0]
+    assert res["challenge"]["murmur_cost"]["value"] is not None
+    assert res["headline"]["mean_macro_f1"]["ci"] is None  # bootstrap=0: no intervals
+
+
+def test_write_reports_two_models(tmp_path):
+    truth = make_truth(30)
+    results = {name: evaluate_predictions(baseline_predictions(name, list(truth.values()), list(truth)), truth,
+                                          bootstrap=50, name=name) for name in ("majority", "prior")}
+    paths = write_reports(results, tmp_path / "rep", context={"data": "synthetic"})
+    html = paths["html"].read_text()
+    assert html.count('<img src="data:image/png;base64,') == 2 * 12  # 11 features + Outcome, 2 models
+    assert "majority" in html and "prior" in html and "Systolic murmur timing" in html
+    md = paths["markdown"].read_text()
+    assert "| majority |" in md and "](figures/majority__murmur.png)" in md
+    assert (tmp_path / "rep" / "figures" / "prior__murmur.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def no_nan(const):
+        raise AssertionError(f"non-JSON constant {const} in metrics.json")
+    data = json.loads(paths["json"].read_text(), parse_constant=no_nan)
+    assert set(data["models"]) == {"majority", "prior"}
+    assert data["context"] == {"data": "synthetic"}
+    assert data["models"]["majority"]["features"]["Murmur"]["all"]["per_class"]["Present"]["precision"] is None
+
+
+def test_dataset_labels_from_csv_or_patient_headers(synthetic_circor, tmp_path):
+    import shutil
+
+    from murmurlm.evaluate.report import dataset_labels
+
+    from_csv = dataset_labels(synthetic_circor)
+    assert len(from_csv) == 12 and all(set(L.FEATURE_NAMES) <= set(t) for t in from_csv.values())
+    copy = tmp_path / "no_csv"
+    shutil.copytree(synthetic_circor / "training_data", copy / "training_data")
+    from_txt = dataset_labels(copy)
+    assert set(from_txt) == set(from_csv)
+    for pid, labels in from_csv.items():
+        assert {k: labels[k] for k in L.FEATURE_NAMES} == {k: from_txt[pid][k] for k in L.FEATURE_NAMES}
+
+
+def test_truth_without_outcome_skips_costs():
+    truth = make_truth(12)
+    for labels in truth.values():
+        del labels["Outcome"]
+    res = evaluate_predictions(as_frame(make_truth(12)), truth, bootstrap=10)
+    assert res["challenge"]["murmur_cost"] is None and res["challenge"]["outcome_cost"] is None
+    assert "no Outcome labels" in res["challenge"]["notes"][0]
+    assert res["headline"]["outcome_cost"]["value"] is None
+
+
+def test_auroc_reported_when_probabilities_present(tmp_path):
+    truth = make_truth(30)
+    with_probs = baseline_predictions("prior", list(truth.values()), list(truth), seed=1)
+    res = evaluate_predictions(with_probs, truth, bootstrap=0)
+    # the prior baseline gives every patient the same probabilities: no ranking, AUROC 0.5
+    assert res["features"]["Murmur"]["all"]["auroc"] == pytest.approx(0.5)
+    assert res["features"]["Murmur"]["all"]["per_class"]["Present"]["auroc"] == pytest.approx(0.5)
+    labels_only = evaluate_predictions(as_frame(truth), truth, bootstrap=0)
+    assert "auroc" not in labels_only["features"]["Murmur"]["all"]
+    paths = write_reports({"prior": res, "oracle": labels_only}, tmp_path, plots=False)
+    md = paths["markdown"].read_text()
+    assert "| model | n | accuracy | macro-F1 | UAR | AUROC |" in md
+    assert "| oracle | 30 | 1.000 | 1.000 | 1.000 | – |" in md

@@ -1,0 +1,146 @@
+"""The murmur report: consistent labels, probabilities, heart rate and cycles, the quality flag
+(both methods), the text and the figure."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from murmurlm.data import labels as L
+from murmurlm.inference.report import (
+    SegmentView, analyse_recording, assess_quality, complete_cycles, murmur_report, plot_report, render_report,
+)
+from murmurlm.signal.synth import MurmurSpec, synth_pcg
+from predict_helpers import tiny_predictor
+
+
+def uniform_probs(**overrides):
+    probs = {f.name: np.full(f.num_classes, 1.0 / f.num_classes) for f in L.FEATURES}
+    probs.update({k.replace("_", " ").capitalize(): np.asarray(v, float) for k, v in overrides.items()})
+    return probs
+
+
+@pytest.fixture(scope="module")
+def pcg():
+    spec = MurmurSpec("systolic", "Holosystolic", "Plateau", "II/VI", "Medium", "Blowing")
+    return synth_pcg(12.0, 4000, heart_rate=75, murmurs=[spec], seed=2)
+
+
+def test_labels_are_made_consistent():
+    probs = uniform_probs(murmur=[0.1, 0.1, 0.8], systolic_murmur_timing=[0.0, 0.1, 0.7, 0.1, 0.1])
+    report = murmur_report(probs)
+    assert report["labels"]["Murmur"] == "Absent"
+    assert all(report["labels"][f.name] == L.NO_MURMUR for f in (*L.SYSTOLIC, *L.DIASTOLIC))
+    timing = report["features"][1]
+    assert timing["probabilities"]["Holosystolic"] == pytest.approx(0.7)
+    assert timing["overridden"] and timing["probability"] is None  # nan because Murmur is Absent
+    assert not report["features"][0]["overridden"]
+    assert "* nan because Murmur is not Present" in render_report(report)
+    present = murmur_report(uniform_probs(murmur=[0.8, 0.1, 0.1], systolic_murmur_timing=[0.0, 0.1, 0.7, 0.1, 0.1]))
+    assert present["labels"]["Systolic murmur timing"] == "Holosystolic"
+
+
+def test_prediction_object_labels_are_used():
+    class Pred:
+        labels = {f.name: f.classes[-1] for f in L.FEATURES}
+        probabilities = uniform_probs()
+
+    report = murmur_report(Pred())
+    assert report["labels"] == Pred.labels
+
+
+def test_bad_probabilities_are_refused():
+    probs = uniform_probs()
+    del probs["Diastolic murmur quality"]
+    with pytest.raises(ValueError, match="Diastolic murmur quality"):
+        murmur_report(probs)
+    with pytest.raises(ValueError, match="3 classes"):
+        murmur_report(uniform_probs(murmur=[0.5, 0.5]))
+
+
+def test_complete_cycles_need_the_four_states_in_order():
+    segs = [SegmentView(0.0, 0.1, 1), SegmentView(0.1, 0.4, 2), SegmentView(0.4, 0.5, 3), SegmentView(0.5, 0.9, 4),
+            SegmentView(0.9, 1.0, 1), SegmentView(1.0, 1.3, 2), SegmentView(1.5, 1.6, 3), SegmentView(1.6, 2.0, 4),
+            SegmentView(2.0, 2.1, 1), SegmentView(2.1, 2.4, 2), SegmentView(2.4, 2.5, 3), SegmentView(2.5, 2.9, 4)]
+    # the second cycle has a 0.2 s hole between systole and S2
+    assert complete_cycles(segs) == [(0.0, 0.9), (2.0, 2.9)]
+
+
+def test_quality_from_true_segmentation(pcg):
+    q = assess_quality(pcg.waveform, 4000, pcg.segments)
+    assert q["method"] == "cycles" and q["flag"] == "good"
+    covered = sum(e - s for s, e in complete_cycles(
+        [SegmentView(s.start, s.end, s.state) for s in pcg.segments]))
+    assert q["usable_fraction"] == pytest.approx(covered / 12.0, abs=1e-3)
+
+
+def test_energy_quality_flags_silence_clipping_and_bursts(pcg):
+    wave = pcg.waveform / np.max(np.abs(pcg.waveform)) * 0.5
+    assert assess_quality(wave, 4000)["flag"] == "good"
+    damaged = wave.copy()
+    damaged[: 4 * 4000] = 0.0  # 4 s silent
+    damaged[4 * 4000: 6 * 4000] = np.clip(damaged[4 * 4000: 6 * 4000] * 50, -1, 1)  # 2 s clipped
+    damaged[6 * 4000: 8 * 4000] = 0.6 * np.sin(2 * np.pi * 200 * np.arange(8000) / 4000)  # 2 s loud hum
+    q = assess_quality(damaged, 4000)
+    assert q["method"] == "energy"
+    assert q["usable_fraction"] == pytest.approx(4 / 12, abs=1e-3)
+    assert q["flag"] == "fair"
+    assert "4 silent, 2 clipped, 2 bursts" in q["detail"]
+    assert assess_quality(np.zeros(4000 * 5, np.float32), 4000)["flag"] == "poor"
+
+
+def test_report_with_segmentation_text_and_figure(pcg):
+    report = murmur_report(uniform_probs(murmur=[0.7, 0.1, 0.2]), pcg.segments, pcg.waveform, 4000,
+                           notes=["resampled from 8000 Hz to 4000 Hz"], source="synthetic.wav")
+    seg = report["segmentation"]
+    assert seg["available"] and seg["cycles"] >= 12
+    assert seg["heart_rate_bpm"] == pytest.approx(75, abs=5)  # from the cycle lengths
+    assert report["warnings"] == ["resampled from 8000 Hz to 4000 Hz"]
+    text = render_report(report)
+    assert text.splitlines()[0] == "murmurlm report for synthetic.wav: 12.0 s at 4000 Hz"
+    assert f"{seg['cycles']} complete cycle(s)" in text
+    for name in L.FEATURE_NAMES:
+        assert name in text
+    buf = io.BytesIO()
+    fig = plot_report(pcg.waveform, 4000, report, pcg.segments, buf)
+    assert buf.getvalue()[:4] == b"\x89PNG"
+    assert len(fig.axes) == 3
+
+
+def test_report_without_segmentation_says_so(pcg):
+    report = murmur_report(uniform_probs(), None, pcg.waveform, 4000, segmentation_warning="segmentation unavailable")
+    assert report["segmentation"] == {"available": False, "heart_rate_bpm": None, "cycles": None, "segments": []}
+    assert "segmentation unavailable" in report["warnings"]
+    assert report["quality"]["method"] == "energy"
+    assert "heart rate: unknown (no segmentation)" in render_report(report)
+
+
+def test_analyse_recording_chains_the_steps(pcg):
+    report, prediction, segmentation = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
+    assert report["labels"] == {f.name: prediction.labels[f.name] for f in L.FEATURES}
+    if segmentation is not None:  # the segmenter is installed
+        assert report["segmentation"]["heart_rate_bpm"] == pytest.approx(75, abs=8)
+        assert report["quality"]["method"] == "cycles"
+    skipped, _, none = analyse_recording(tiny_predictor(), pcg.waveform, 4000, segment=False)
+    assert none is None and "segmentation skipped" in skipped["warnings"]
+
+
+def test_cycles_over_damaged_windows_do_not_count(pcg):
+    wave = pcg.waveform / np.max(np.abs(pcg.waveform)) * 0.5
+    clean = assess_quality(wave, 4000, pcg.segments)["usable_fraction"]
+    damaged = wave.copy()
+    damaged[: 6 * 4000] = 0.0  # half the recording silent, the segmentation unchanged
+    q = assess_quality(damaged, 4000, pcg.segments)
+    assert q["method"] == "cycles"
+    assert q["usable_fraction"] == pytest.approx(clean / 2, abs=0.06)
+    assert "6 silent" in q["detail"]
+
+
+def test_heart_rate_needs_two_complete_cycles():
+    segs = [SegmentView(0.0, 0.1, 1), SegmentView(0.1, 0.4, 2), SegmentView(0.4, 0.5, 3), SegmentView(0.5, 0.9, 4)]
+    report = murmur_report(uniform_probs(), segs, np.zeros(8000, np.float32), 4000)
+    assert report["segmentation"]["cycles"] == 1 and report["segmentation"]["heart_rate_bpm"] is None
+    assert any("heart rate unknown" in w for w in report["warnings"])
+    assert report["quality"]["flag"] == "poor"

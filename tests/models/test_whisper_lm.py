@@ -1,0 +1,215 @@
+"""The ``whisper`` audio-LM backend on a tiny random Whisper: the behaviours every backend shares
+(learning a question, closed-set scoring, adapters, batched generation) and Whisper's own options
+(window length, encoder cache)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from murmurlm.errors import ConfigError
+from murmurlm.models.audio_lm import (
+    AudioLMError,
+    Example,
+    LoraSettings,
+    get_backend,
+    load_backend_from_adapter,
+)
+from murmurlm.models.tiny_whisper import build_tiny_whisper
+from murmurlm.models.whisper_lm import WhisperLMBackend
+
+QUESTION = "Is a heart murmur present?"
+CLASSES = ["Present", "Absent"]
+RATE = 16000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and much slower on two busy cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny_whisper"), seed=0)
+
+
+def _audio(label: str, seed: int, seconds: float = 1.5) -> np.ndarray:
+    """'Present': a loud 400 Hz tone burst in noise; 'Absent': quiet noise only."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = 0.02 * rng.standard_normal(t.size)
+    if label == "Present":
+        x += 0.5 * np.sin(2 * np.pi * (400 + 40 * rng.random()) * t + rng.random())
+    return x.astype(np.float32)
+
+
+def _train(backend: WhisperLMBackend, steps: int, seed: int = 0, lr: float = 1e-2) -> list[float]:
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(list(backend.trainable_parameters()), lr=lr)
+    losses = []
+    backend.model.train()
+    for step in range(steps):
+        labels = [CLASSES[(step + i) % 2] for i in range(8)]
+        batch = backend.collate([Example(_audio(lab, 1000 * step + i), QUESTION, lab)
+                                 for i, lab in enumerate(labels)])
+        loss = backend.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    backend.model.eval()
+    return losses
+
+
+def test_registered_and_loads_frozen_without_lora(source):
+    assert get_backend("whisper") is WhisperLMBackend
+    backend = get_backend("whisper").load(source)
+    assert backend.num_parameters(trainable_only=True) == 0
+    assert backend.max_audio_seconds == 2.0 and backend.sampling_rate == RATE
+    with pytest.raises(AudioLMError, match="longer than"):
+        backend.score([np.zeros(3 * RATE, np.float32)], [QUESTION], CLASSES)
+    with pytest.raises(AudioLMError, match="distinct"):
+        backend.score([np.zeros(RATE, np.float32)], [QUESTION], ["Present", "Present"])
+
+
+def test_labels_cover_exactly_the_answer(source):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=2, alpha=4))
+    batch = backend.collate([Example(_audio("Absent", 0), QUESTION, "Absent"),
+                             Example(_audio("Present", 1), "Pitch?", "no systolic murmur")])
+    tok = backend.tokenizer
+    for row, answer in zip(range(2), ["Absent", "no systolic murmur"]):
+        labelled = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        assert labelled[-1] == backend.tokens.eot
+        assert tok.decode(labelled[:-1]).strip() == answer
+        ids = batch["decoder_input_ids"][row].tolist()
+        assert ids[0] == tok.convert_tokens_to_ids("<|startofprev|>")
+    assert batch["decoder_input_ids"].shape == batch["labels"].shape
+
+
+def test_learns_a_two_class_question_and_scores_it(source):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=8, alpha=16, dropout=0.0,
+                                                                    target="both"))
+    losses = _train(backend, steps=30)
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+    held_out = [(_audio(lab, 10_000 + i), lab) for i, lab in enumerate(CLASSES * 4)]
+    probs = backend.score([a for a, _ in held_out], [QUESTION] * len(held_out), CLASSES, batch_size=3)
+    assert probs.shape == (8, 2) and np.allclose(probs.sum(1), 1)
+    predicted = [CLASSES[i] for i in probs.argmax(1)]
+    assert predicted == [lab for _, lab in held_out]
+    answers = backend.generate([a for a, _ in held_out], [QUESTION] * len(held_out), max_new_tokens=8)
+    assert answers == [lab for _, lab in held_out]
+
+
+def test_score_is_the_softmax_of_answer_log_likelihoods(source):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=2, alpha=4))
+    audio = _audio("Present", 5)
+    cands = ["Present", "Absent", "no systolic murmur"]
+    probs = backend.score([audio], [QUESTION], cands)[0]
+    with torch.no_grad():
+        nll = np.array([float(backend.loss(backend.collate([Example(audio, QUESTION, c)]), reduction="sum"))
+                        for c in cands])
+    expected = np.exp(-nll - (-nll).max())
+    np.testing.assert_allclose(probs, expected / expected.sum(), rtol=1e-4, atol=1e-6)
+    # several questions at once give what score gives for each
+    tasks = [(QUESTION, cands), ("What is the pitch of the systolic murmur?", ["Low", "High"])]
+    audios = [audio, _audio("Absent", 6)]
+    both = backend.score_tasks(audios, tasks, batch_size=1)
+    for (q, c), got in zip(tasks, both):
+        np.testing.assert_allclose(got, backend.score(audios, [q, q], c), rtol=1e-5, atol=1e-7)
+
+
+def test_batched_generation_equals_one_by_one(source):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8, target="both"))
+    _train(backend, steps=3, lr=3e-2)  # a model that says something other than random tokens
+    audios = [_audio(CLASSES[i % 2], 50 + i, seconds=0.5 + 0.3 * i) for i in range(4)]
+    questions = [QUESTION, "What is the pitch of the systolic murmur?", "Grade?",
+                 "This is a heart sound recording taken at the mitral valve. What is the shape?"]
+    batched = backend.generate(audios, questions, max_new_tokens=6, batch_size=4)
+    single = [backend.generate([a], [q], max_new_tokens=6)[0] for a, q in zip(audios, questions)]
+    assert batched == single
+    assert all(isinstance(a, str) for a in batched)
+
+
+def test_adapter_round_trip(source, tmp_path):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8),
+                                          window_seconds=1.5)
+    _train(backend, steps=3, lr=3e-2)
+    audios = [_audio("Present", 70, seconds=1.2), _audio("Absent", 71, seconds=1.0)]
+    probs = backend.score(audios, [QUESTION] * 2, CLASSES)
+    said = backend.generate(audios, [QUESTION] * 2, max_new_tokens=5)
+    folder = backend.save_adapter(tmp_path / "adapter")
+    meta = json.loads((folder / "murmurlm_backend.json").read_text())
+    assert meta["backend"] == "whisper" and meta["window_seconds"] == 1.5
+    again = load_backend_from_adapter(folder)
+    assert again.max_audio_seconds == 1.5 and again.num_parameters(trainable_only=True) == 0
+    np.testing.assert_allclose(again.score(audios, [QUESTION] * 2, CLASSES), probs, rtol=1e-5, atol=1e-7)
+    assert again.generate(audios, [QUESTION] * 2, max_new_tokens=5) == said
+    fresh = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8), window_seconds=1.5)
+    fresh.load_adapter(folder, trainable=True)
+    assert fresh.num_parameters(trainable_only=True) > 0
+    np.testing.assert_allclose(fresh.score(audios, [QUESTION] * 2, CLASSES), probs, rtol=1e-5, atol=1e-7)
+    other_window = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
+    with pytest.raises(AudioLMError, match="1.5 s window"):
+        other_window.load_adapter(folder)
+    with pytest.raises(AudioLMError, match="no LoRA adapter"):
+        get_backend("whisper").load(source).save_adapter(tmp_path / "none")
+
+
+def test_window_cut_to_shorter_audio(source):
+    backend = get_backend("whisper").load(source, window_seconds=1.0)
+    encoder = backend.base_model.model.encoder
+    assert encoder.embed_positions.weight.shape[0] == 50 and backend.max_audio_seconds == 1.0
+    full = get_backend("whisper").load(source)
+    torch.testing.assert_close(encoder.embed_positions.weight, full.base_model.model.encoder.embed_positions.weight[:50])
+    probs = backend.score([_audio("Present", 1, seconds=1.0)], [QUESTION], CLASSES)
+    assert probs.shape == (1, 2)
+    with pytest.raises(AudioLMError, match="longer than"):
+        backend.score([_audio("Present", 1, seconds=1.5)], [QUESTION], CLASSES)
+    with pytest.raises(ConfigError, match="longer than the model's window"):
+        get_backend("whisper").load(source, window_seconds=4.0)
+    with pytest.raises(ConfigError, match="multiple of 0.02"):
+        get_backend("whisper").load(source, window_seconds=1.013)
+
+
+def test_encoder_cache_gives_the_same_loss_and_scores(source):
+    plain = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
+    cached = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8), encoder_cache=True)
+    for b in (plain, cached):
+        torch.manual_seed(0)
+        for name, p in b.model.named_parameters():
+            if p.requires_grad:
+                torch.nn.init.normal_(p, std=0.05)
+    examples = [Example(_audio(CLASSES[i % 2], 90 + i), QUESTION, CLASSES[i % 2]) for i in range(4)]
+    a = plain.loss(plain.collate(examples))
+    b1 = cached.loss(cached.collate(examples))
+    b2 = cached.loss(cached.collate(examples))  # from the cache
+    assert len(cached._cache) == 4
+    torch.testing.assert_close(b1, a, rtol=2e-3, atol=2e-3)  # float16 cache
+    torch.testing.assert_close(b2, b1)
+    b2.backward()  # the decoder's LoRA still gets gradients
+    assert any(p.grad is not None for p in cached.trainable_parameters())
+    np.testing.assert_allclose(cached.score([e.audio for e in examples], [QUESTION] * 4, CLASSES),
+                               plain.score([e.audio for e in examples], [QUESTION] * 4, CLASSES), atol=2e-3)
+    with pytest.raises(ConfigError, match="frozen encoder"):
+        get_backend("whisper").load(source, lora=LoraSettings(target="both"), encoder_cache=True)
+
+
+def test_lora_targets_whisper_module_names(source):
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=2, alpha=4, target="audio",
+                                                                    target_modules=["q_proj", "o_proj"]))
+    names = [n for n, p in backend.model.named_parameters() if p.requires_grad]
+    assert names and all(".encoder." in n and ("q_proj" in n or "out_proj" in n) for n in names)
+    with pytest.raises(ConfigError, match="match no linear layer"):
+        get_backend("whisper").load(source, lora=LoraSettings(target_modules=["gate_nonexistent"]))
+
+
+def test_unknown_source_is_a_clear_error(tmp_path):
+    with pytest.raises(AudioLMError, match="cannot load Whisper"):
+        get_backend("whisper").load(tmp_path / "nothing-here")

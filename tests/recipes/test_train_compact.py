@@ -1,0 +1,126 @@
+"""Recipe smoke tests: a tiny train -> predict -> evaluate run that must learn a synthetic timing task,
+and an interrupted run that resumes to bit-identical weights."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "recipes"))
+
+import train_compact  # noqa: E402
+
+from murmurlm.data.circor import load_circor  # noqa: E402
+from murmurlm.signal.synth import MurmurSpec, write_synthetic_circor  # noqa: E402
+
+TIMINGS = ("Early-systolic", "Holosystolic")
+
+
+def timing_specs(n: int, offset: int = 0) -> list[list[MurmurSpec]]:
+    """Loud systolic murmurs that differ only in timing, alternating the two classes."""
+    return [[MurmurSpec("systolic", TIMINGS[(i + offset) % 2], "Plateau", "III/VI", "Medium", "Blowing")]
+            for i in range(n)]
+
+
+TINY = ["epochs=6", "patience=6", "batch_size=16", "crops_per_recording=8", "crop_seconds=2.0",
+        "window_hop_seconds=1.0", "lr=0.005", "model.channels=[8,16]", "model.dropout=0.0", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def timing_task(tmp_path_factory):
+    train_root = tmp_path_factory.mktemp("timing_train")
+    test_root = tmp_path_factory.mktemp("timing_test")
+    write_synthetic_circor(train_root, num_patients=40, seed=1, locations=("MV",), duration=(4.0, 5.0),
+                           specs=timing_specs(40))
+    write_synthetic_circor(test_root, num_patients=16, seed=2, locations=("MV",), duration=(4.0, 5.0),
+                           specs=timing_specs(16, offset=1))
+    return train_root, test_root
+
+
+@pytest.fixture(scope="module")
+def timing_run(timing_task, tmp_path_factory):
+    train_root, _ = timing_task
+    out = tmp_path_factory.mktemp("timing_run")
+    cache = tmp_path_factory.mktemp("cache")
+    cfg = train_compact.load_train_config(REPO / "configs" / "compact" / "default.yaml", [*TINY, f"cache_dir={cache}"])
+    summary = train_compact.train(cfg, train_root, out, progress=False)
+    return out, summary
+
+
+@pytest.mark.slow
+def test_train_predict_evaluate_beats_chance_on_timing(timing_task, timing_run):
+    from murmurlm.evaluate.report import evaluate_predictions
+    from murmurlm.inference.predict import load_model, predict_dataset
+
+    _, test_root = timing_task
+    out, summary = timing_run
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "config.yaml", "summary.json", "split.json"):
+        assert (out / name).exists(), name
+    assert summary["best_epoch"] >= 1
+    frame, problems = predict_dataset(load_model(out / "best.pt"), test_root, progress=False)
+    assert not problems and len(frame) == 16
+    truth = {p.patient_id: p.labels for p in load_circor(test_root).patients}
+    result = evaluate_predictions(frame, truth, bootstrap=0)
+    timing = result["features"]["Systolic murmur timing"]["characterisation"]
+    # two balanced classes: chance is 0.5 (P(>= 12 of 16 right by chance) = 0.038)
+    assert timing["accuracy"] >= 0.75, timing
+
+
+def test_metrics_log_has_one_line_per_epoch(timing_run):
+    from murmurlm.train.metrics_log import MetricsLog
+
+    out, summary = timing_run
+    records = MetricsLog(out / "metrics.jsonl").read()
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+    assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_score"] <= 1 for r in records)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_after_interrupt_gives_identical_weights(timing_task, tmp_path):
+    train_root, _ = timing_task
+    overrides = ["epochs=3", "patience=3", "batch_size=8", "crops_per_recording=1", "crop_seconds=1.0",
+                 "model.channels=[4,8]", "threads=1", f"cache_dir={tmp_path / 'cache'}"]
+    cfg = lambda: train_compact.load_train_config(REPO / "configs" / "compact" / "default.yaml", overrides)  # noqa: E731
+
+    straight = train_compact.train(cfg(), train_root, tmp_path / "straight", progress=False)
+
+    def stop_in_epoch_two(step: int) -> None:
+        if step == 3:  # 2 steps per epoch: this is inside epoch 2, after epoch 1's checkpoint
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        train_compact.train(cfg(), train_root, tmp_path / "cut", progress=False, on_step=stop_in_epoch_two)
+    resumed = train_compact.train(cfg(), train_root, tmp_path / "cut", resume=True, progress=False)
+
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(tmp_path / "straight" / name, weights_only=False)["model"]
+        b = torch.load(tmp_path / "cut" / name, weights_only=False)["model"]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}: {k} differs after resume"
+    assert straight["best_epoch"] == resumed["best_epoch"] and straight["steps"] == resumed["steps"]
+    from murmurlm.train.metrics_log import MetricsLog
+
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(MetricsLog(tmp_path / "straight" / "metrics.jsonl").read()) == \
+        strip(MetricsLog(tmp_path / "cut" / "metrics.jsonl").read())
+
+
+def test_resume_refuses_a_different_config(timing_task, tmp_path):
+    from murmurlm.errors import ConfigError
+
+    train_root, _ = timing_task
+    base = ["epochs=1", "batch_size=8", "crops_per_recording=0.5", "crop_seconds=1.0", "model.channels=[4,8]",
+            "threads=1", "tune_murmur_scale=false", f"cache_dir={tmp_path / 'cache'}"]
+    train_compact.train(train_compact.load_train_config(None, base), train_root, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="different config"):
+        train_compact.train(train_compact.load_train_config(None, [*base, "lr=0.1"]), train_root, tmp_path / "run",
+                            resume=True, progress=False)

@@ -1,0 +1,326 @@
+"""The web service: valid uploads (WAV, FLAC, stereo 44.1 kHz, raw body), every kind of bad upload
+(a clear 4xx, never a 500), limits, path-traversal file names, temp files, concurrency, /v1/ask."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+import os
+import struct
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from murmurlm.data import labels as L
+from murmurlm.serve.app import create_app
+from predict_helpers import encode, save_tiny_checkpoint, synthetic_wave, tiny_predictor
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return tiny_predictor()
+
+
+@pytest.fixture(scope="module")
+def wave():
+    return synthetic_wave(6.0, 4000, seed=1)
+
+
+@pytest.fixture()
+def tmp_dir(tmp_path):
+    return tmp_path / "service-tmp"
+
+
+@pytest.fixture()
+def client(predictor, tmp_dir):
+    app = create_app(predictor, max_upload_mb=2.0, max_duration_s=30.0, min_duration_s=2.0, tmp_dir=tmp_dir)
+    with TestClient(app) as c:
+        c.tmp_dir = tmp_dir
+        yield c
+
+
+def post_file(client, data: bytes, filename: str = "rec.wav", mime: str = "audio/wav", query: str = ""):
+    return client.post(f"/v1/predict{query}", files={"file": (filename, data, mime)})
+
+
+def _has_segmenter() -> bool:
+    try:
+        from murmurlm.signal.segment import pcg_segment  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_prediction(body: dict) -> None:
+    assert [f["name"] for f in body["features"]] == list(L.FEATURE_NAMES)
+    for f in body["features"]:
+        feat = L.feature(f["name"])
+        assert list(f["probabilities"]) == list(feat.classes)
+        assert sum(f["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert f["label"] == body["labels"][f["name"]]
+    assert body["labels"] == L.make_consistent(body["labels"])
+    assert body["quality"]["flag"] in ("good", "fair", "poor")
+    assert 0.0 <= body["quality"]["usable_fraction"] <= 1.0
+
+
+def test_valid_wav(client, wave):
+    r = post_file(client, encode(wave, 4000))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    check_prediction(body)
+    assert body["input"] == {"filename": "rec.wav", "bytes": len(encode(wave, 4000)), "format": "WAV",
+                             "subtype": "PCM_16", "sampling_rate": 4000, "channels": 1, "duration_s": 6.0}
+    assert body["sampling_rate"] == 4000 and body["duration_s"] == pytest.approx(6.0)
+    assert not any("resampled" in w or "mixed" in w for w in body["warnings"])
+    seg = body["segmentation"]
+    if _has_segmenter():  # the synthetic PCG beats at 80 bpm
+        assert seg["available"], body["warnings"]
+        assert seg["heart_rate_bpm"] == pytest.approx(80, abs=10)
+        assert seg["cycles"] >= 4
+        assert {s["state"] for s in seg["segments"]} >= {1, 2, 3, 4}
+    assert os.listdir(client.tmp_dir) == []
+
+
+def test_valid_flac_and_raw_body_agree_with_wav(client, wave):
+    wav = post_file(client, encode(wave, 4000)).json()
+    flac = post_file(client, encode(wave, 4000, "FLAC"), "rec.flac", "audio/flac")
+    assert flac.status_code == 200, flac.text
+    assert flac.json()["input"]["format"] == "FLAC"
+    raw = client.post("/v1/predict", content=encode(wave, 4000, "FLAC"), headers={"content-type": "audio/flac"})
+    assert raw.status_code == 200, raw.text
+    for other in (flac.json(), raw.json()):  # lossless: the same samples, the same probabilities
+        assert other["labels"] == wav["labels"]
+        for a, b in zip(other["features"], wav["features"]):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-3)
+
+
+def test_stereo_44k_is_mixed_down_and_resampled(client, wave):
+    from murmurlm.inference.audio import resample
+
+    hi = resample(wave, 4000, 44100)
+    stereo = np.stack([hi, 0.5 * hi], axis=1)
+    r = post_file(client, encode(stereo, 44100), "stereo.wav")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    check_prediction(body)
+    assert body["input"]["sampling_rate"] == 44100 and body["input"]["channels"] == 2
+    assert body["sampling_rate"] == 4000
+    assert body["duration_s"] == pytest.approx(6.0, abs=0.01)
+    assert "mixed 2 channels down to mono" in body["warnings"]
+    assert "resampled from 44100 Hz to 4000 Hz" in body["warnings"]
+
+
+def test_plot_is_a_png(client, wave):
+    r = post_file(client, encode(wave, 4000), query="?plot=true")
+    assert r.status_code == 200, r.text
+    png = base64.b64decode(r.json()["plot_png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert post_file(client, encode(wave, 4000)).json()["plot_png"] is None
+
+
+def _truncated_wav(wave) -> bytes:
+    data = encode(wave, 4000)
+    return data[: len(data) // 2]
+
+
+def _nan_wav(wave) -> bytes:
+    w = wave.copy()
+    w[100:200] = np.nan
+    return encode(w, 4000, subtype="FLOAT")
+
+
+def _lying_header(wave) -> bytes:
+    # a RIFF header announcing a huge data chunk, followed by a few bytes
+    data = bytearray(encode(wave[:4000], 4000))
+    pos = data.index(b"data")
+    data[pos + 4: pos + 8] = struct.pack("<I", 0x7FFFFFF0)
+    return bytes(data)
+
+
+BAD_FILES = {
+    # name: (bytes builder, expected status, expected reason)
+    "text": (lambda w: b"hello, this is not audio at all\n" * 20, 415, "not_audio"),
+    "html": (lambda w: b"<html><script>alert(1)</script></html>", 415, "not_audio"),
+    "empty": (lambda w: b"", 400, "empty"),
+    "riff_only": (lambda w: b"RIFF\x24\x00\x00\x00WAVE", 415, "not_audio"),
+    "truncated_wav": (_truncated_wav, 400, "truncated"),
+    "lying_header": (_lying_header, 400, "truncated"),
+    "truncated_flac": (lambda w: encode(w, 4000, "FLAC")[:3000], 400, "truncated"),
+    "nan": (_nan_wav, 422, "non_finite"),
+    "8bit": (lambda w: encode(w, 4000, subtype="PCM_U8"), 415, "unsupported"),
+    "too_short": (lambda w: encode(w[:4000], 4000), 422, "too_short"),
+    "too_long": (lambda w: encode(np.tile(w, 6), 4000, "FLAC"), 413, "too_long"),
+    "low_rate": (lambda w: encode(w[::8], 500), 415, "unsupported"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_uploads_get_a_clear_4xx(client, wave, name):
+    build, status, reason = BAD_FILES[name]
+    r = post_file(client, build(wave), f"{name}.wav")
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["reason"] == reason
+    assert body["detail"].startswith(f"{name}.wav: ") and len(body["detail"]) > len(name) + 10
+    assert client.tmp_dir.is_dir() and os.listdir(client.tmp_dir) == []
+
+
+def test_upload_size_limit(predictor, tmp_dir, wave):
+    app = create_app(predictor, max_upload_mb=0.05, tmp_dir=tmp_dir)  # 52 kB; the WAV is 48 kB + ...
+    big = encode(np.tile(wave, 2), 4000)  # 96 kB
+    with TestClient(app) as client:
+        r = post_file(client, big)
+        assert r.status_code == 413 and r.json()["reason"] == "too_large", r.text
+        # no Content-Length (chunked upload): counted while reading
+        r = client.post("/v1/predict", content=iter([big[i:i + 8192] for i in range(0, len(big), 8192)]),
+                        headers={"content-type": "audio/wav"})
+        assert r.status_code == 413 and r.json()["reason"] == "too_large", r.text
+        assert post_file(client, encode(wave[:12000], 4000)).status_code == 200
+    assert not tmp_dir.exists() or os.listdir(tmp_dir) == []
+
+
+@pytest.mark.parametrize("content_type, body, status, reason", [
+    ("text/plain", b"abc", 415, "unsupported_media_type"),
+    (None, b"abc", 415, "unsupported_media_type"),
+    ("multipart/form-data", b"abc", 400, "bad_multipart"),
+    ("multipart/form-data; boundary=XX", b"--XX\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--XX--\r\n",
+     400, "no_file"),
+    ("multipart/form-data; boundary=XX", b"--XX\r\nbroken", 400, "bad_multipart"),
+])
+def test_bad_requests(client, content_type, body, status, reason):
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post("/v1/predict", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.json()["reason"] == reason
+
+
+def test_two_files_in_one_form(client, wave):
+    data = encode(wave, 4000)
+    r = client.post("/v1/predict", files=[("file", ("a.wav", data, "audio/wav")), ("file", ("b.wav", data, "audio/wav"))])
+    assert r.status_code == 400 and r.json()["reason"] == "many_files"
+
+
+@pytest.mark.parametrize("filename", [
+    "../../escaped.wav", "..\\..\\escaped.wav", "/tmp/escaped.wav", "....//....//escaped.wav",
+    "%2e%2e%2fescaped.wav", "escaped.wav\x00.txt", "..", "",
+])
+def test_path_traversal_filenames_stay_inside(predictor, tmp_path, wave, filename):
+    tmp_dir = tmp_path / "a" / "b" / "service-tmp"
+    app = create_app(predictor, tmp_dir=tmp_dir)
+    with TestClient(app) as client:
+        r = post_file(client, encode(wave, 4000), filename)
+        assert r.status_code == 200, r.text
+        shown = r.json()["input"]["filename"]
+        assert "/" not in shown and "\\" not in shown and ".." not in shown and "\x00" not in shown
+        assert os.listdir(tmp_dir) == []
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == []
+
+
+def test_static_files_do_not_leak(client):
+    for url in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/../../errors.py"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_concurrent_requests_match_sequential_ones(client, wave):
+    files = [encode(synthetic_wave(4.0, 4000, seed=s), 4000) for s in range(4)]
+    sequential = [post_file(client, f).json() for f in files]
+
+    def call(i):
+        return post_file(client, files[i % 4], f"c{i}.wav").json()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(16)))
+    for i, body in enumerate(results):
+        expected = sequential[i % 4]
+        assert body["input"]["filename"] == f"c{i}.wav"
+        assert body["labels"] == expected["labels"]
+        for a, b in zip(body["features"], expected["features"]):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+    assert os.listdir(client.tmp_dir) == []
+
+
+def test_model_is_loaded_once(tmp_path, wave, monkeypatch):
+    import murmurlm.inference.predict as predict
+
+    ckpt = save_tiny_checkpoint(tmp_path / "tiny.pt")
+    calls = []
+    real = predict.load_model
+    monkeypatch.setattr(predict, "load_model", lambda path=None, **kw: calls.append(path) or real(path, **kw))
+    app = create_app(ckpt, tmp_dir=tmp_path / "svc")
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert post_file(client, encode(wave, 4000)).status_code == 200
+        assert client.get("/healthz").json()["model"] == "tiny.pt"
+    assert calls == [ckpt]
+    assert not (tmp_path / "svc").exists() or os.listdir(tmp_path / "svc") == []
+
+
+def test_own_temp_dir_is_removed_at_shutdown(predictor, wave):
+    app = create_app(predictor)
+    tmp_dir = app.state.service.tmp_dir
+    with TestClient(app) as client:
+        assert post_file(client, encode(wave, 4000)).status_code == 200
+        assert tmp_dir.is_dir() and os.listdir(tmp_dir) == []
+    assert not tmp_dir.exists()
+
+
+def test_healthz_openapi_and_page(client):
+    h = client.get("/healthz").json()
+    assert h["status"] == "ok" and h["ask"] is False
+    assert h["limits"] == {"max_upload_mb": 2.0, "max_duration_s": 30.0, "min_duration_s": 2.0}
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/healthz"} <= set(schema["paths"])
+    assert "/v1/ask" not in schema["paths"]
+    post = schema["paths"]["/v1/predict"]["post"]
+    assert "multipart/form-data" in post["requestBody"]["content"]
+    assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="file-input"' in page.text
+    for asset in ("/", "/static/app.js", "/static/style.css"):  # offline: nothing from elsewhere
+        text = client.get(asset).text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    assert client.post("/v1/ask?question=x", content=b"x", headers={"content-type": "audio/wav"}).status_code == 404
+
+
+def test_busy_service_answers_503(client, wave):
+    service = client.app.state.service
+    service.pending = service.max_pending  # as if that many uploads were in progress
+    try:
+        r = post_file(client, encode(wave, 4000))
+    finally:
+        service.pending = 0
+    assert r.status_code == 503 and r.json()["reason"] == "busy" and r.headers["retry-after"] == "1"
+    assert post_file(client, encode(wave, 4000)).status_code == 200
+    assert service.pending == 0
+
+
+def test_create_app_rejects_bad_limits(predictor):
+    with pytest.raises(ValueError, match="limits"):
+        create_app(predictor, max_upload_mb=0)
+
+
+@pytest.mark.slow
+def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
+    pytest.importorskip("transformers")
+    from murmurlm.models.audio_lm import get_backend
+    from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+
+    source = build_tiny_qwen2_audio(tmp_path / "tiny-lm", seed=0)
+    backend = get_backend("qwen2-audio").load(source)
+    app = create_app(predictor, audio_lm=backend, tmp_dir=tmp_path / "svc")
+    with TestClient(app) as client:
+        assert client.get("/healthz").json()["ask"] is True
+        r = client.post("/v1/ask", params={"question": "Is a heart murmur present?"},
+                        files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["question"] == "Is a heart murmur present?" and isinstance(body["answer"], str)
+        assert "resampled from 4000 Hz to 16000 Hz" in body["warnings"]
+        assert client.post("/v1/ask", files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")}).status_code == 422
+        r = client.post("/v1/ask", params={"question": "q"}, files={"file": ("x.wav", b"junk" * 10, "audio/wav")})
+        assert r.status_code == 415
+        assert os.listdir(tmp_path / "svc") == []

@@ -1,0 +1,106 @@
+"""The web page end to end in headless Chromium (Debian's ``chromium``, driven by Playwright):
+upload a synthetic recording, see the feature table, the figure and the JSON download."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from murmurlm.data import labels as L
+from predict_helpers import encode, synthetic_wave, tiny_predictor
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    uvicorn = pytest.importorskip("uvicorn")
+    from murmurlm.serve.app import create_app
+
+    tmp_dir = tmp_path_factory.mktemp("browser-service")
+    app = create_app(tiny_predictor(), tmp_dir=tmp_dir)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", tmp_dir
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    with sync_api.sync_playwright() as pw:
+        try:
+            b = pw.chromium.launch(executable_path=str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium"),
+                                   headless=True, args=ARGS)
+        except Exception as err:  # a chromium that playwright cannot drive
+            pytest.skip(f"cannot start chromium through playwright: {err}")
+        yield b
+        b.close()
+
+
+def test_upload_shows_table_figure_and_download(server, browser, tmp_path):
+    url, service_tmp = server
+    wav = tmp_path / "synthetic murmur.wav"
+    wav.write_bytes(encode(synthetic_wave(8.0, 4000, seed=3), 4000))
+    page = browser.new_page(accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url + "/")
+    page.wait_for_function("document.getElementById('limits').textContent.length > 0")
+    page.set_input_files("#file-input", str(wav))
+    page.wait_for_selector("#features tbody tr", timeout=60_000)
+    rows = page.locator("#features tbody tr")
+    assert rows.count() == 11
+    names = [rows.nth(i).locator("td").first.inner_text() for i in range(11)]
+    assert names == list(L.FEATURE_NAMES)
+    assert "synthetic murmur.wav: done" in page.inner_text("#status")
+    assert page.eval_on_selector("#plot", "img => img.complete && img.naturalWidth > 0")
+    assert "quality:" in page.inner_text("#summary-list")
+    with page.expect_download() as info:
+        page.click("#download")
+    data = json.loads(Path(info.value.path()).read_text())
+    assert [f["name"] for f in data["features"]] == list(L.FEATURE_NAMES)
+    assert "plot_png" not in data
+    assert info.value.suggested_filename == "synthetic murmur.murmurlm.json"
+    assert errors == []
+    page.close()
+
+
+def test_bad_file_shows_the_error(server, browser, tmp_path):
+    url, service_tmp = server
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 10)
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.set_input_files("#file-input", str(bad))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert "notes.wav" in page.inner_text("#status") and "415" in page.inner_text("#status")
+    assert page.is_hidden("#result")
+    assert list(service_tmp.iterdir()) == []
+    page.close()
