@@ -20,6 +20,7 @@ was never interrupted (same machine, same thread count).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -51,21 +52,22 @@ TRAIN_KIND = "murmurlm-compact-train"
 @dataclass
 class TrainConfig:
     seed: int = 0
-    epochs: int = 30
-    patience: int = 6
+    epochs: int = 25
+    patience: int = 8
     batch_size: int = 32
     crops_per_recording: float = 1.0
     crop_seconds: float = 4.0
     window_hop_seconds: float = 4.0
-    lr: float = 3e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-2
     warmup_epochs: int = 1
     grad_clip: float = 5.0
+    ema_decay: float = 0.995
     class_weight_power: float = 0.5
     sampling_power: float = 0.5
     character_targets: str = "heard"
     val_fraction: float = 0.2
-    tune_murmur_scale: bool = True
+    tune_murmur_scale: bool = False
     murmur_rule: str = "any"
     character_rule: str = "murmur-weighted"
     threads: int = 1
@@ -233,6 +235,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
     set_seed(cfg.seed)
     model = CompactModel(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None  # weight average: validated and kept
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     log.info("model: %d parameters; %d steps per epoch", model.num_params, steps_per_epoch)
@@ -247,6 +250,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
             raise ConfigError(f"{out / 'last.pt'}: --resume with a different config than the interrupted run; "
                               "use the same config and overrides, or a new --out")
         model.load_state_dict(ckpt["model"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
@@ -282,19 +287,22 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
             optimizer.step()
             scheduler.step()
             step += 1
+            if ema is not None:
+                update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             if on_step is not None:
                 on_step(step)
         bar.close()
 
-        rec_probs = recording_probabilities(model, cfg, val_set)
-        val = patient_metrics(make_predictor(model, cfg), rec_probs, val_set)
+        kept = ema if ema is not None else model
+        rec_probs = recording_probabilities(kept, cfg, val_set)
+        val = patient_metrics(make_predictor(kept, cfg), rec_probs, val_set)
         improved = val["score"] > best["score"]
         if improved:
             best = {"score": val["score"], "epoch": epoch, "metrics": val}
             bad_epochs = 0
-            _save_model(out / "best.pt", model, cfg, epoch, val)
+            _save_model(out / "best.pt", kept, cfg, epoch, val)
         else:
             bad_epochs += 1
         record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
@@ -306,7 +314,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
         log.info("epoch %d: loss %.4f, val wacc %.3f, mean macro-F1 %.3f, score %.3f%s (%.1f s)", epoch,
                  record["train_loss"], val["murmur_weighted_accuracy"], val["mean_macro_f1"], val["score"],
                  " *" if improved else "", record["seconds"])
-        save_checkpoint(out / "last.pt", kind=TRAIN_KIND, model=model.state_dict(), optimizer=optimizer.state_dict(),
+        save_checkpoint(out / "last.pt", kind=TRAIN_KIND, model=model.state_dict(),
+                        ema=ema.state_dict() if ema is not None else None, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), rng=rng_state(), epoch=epoch, step=step, best=best,
                         bad_epochs=bad_epochs, config=config_to_dict(cfg))
         if bad_epochs >= cfg.patience:
@@ -329,6 +338,15 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
         _save_model(out / "best.pt", model, cfg, best["epoch"], summary["val_tuned"], scale)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def update_ema(ema: CompactModel, model: CompactModel, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for parameters; buffers (batch-norm statistics) copied."""
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(p, 1.0 - decay)
+        for be, b in zip(ema.buffers(), model.buffers()):
+            be.copy_(b)
 
 
 def _save_model(path: Path, model: CompactModel, cfg: TrainConfig, epoch: int, metrics: dict,

@@ -15,6 +15,22 @@ def circor_path() -> Path:
     return Path(os.environ.get("MURMURLM_CIRCOR", REPO.parent / "shared" / "circor-dev"))
 
 
+@pytest.fixture(autouse=True)
+def _forget_cli_logging():
+    """``murmurlm.cli.main`` configures the root logger (a RichHandler writing to stdout); remove it
+    after each test, so that later tests comparing stdout (doctests) see no log lines."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, RichHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def circor_root() -> Path:
     path = circor_path()

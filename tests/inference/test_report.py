@@ -144,3 +144,8 @@ def test_heart_rate_needs_two_complete_cycles():
     assert report["segmentation"]["cycles"] == 1 and report["segmentation"]["heart_rate_bpm"] is None
     assert any("heart rate unknown" in w for w in report["warnings"])
     assert report["quality"]["flag"] == "poor"
+
+
+def test_dc_offset_is_silence():
+    q = assess_quality(np.full(4000 * 5, 0.5, np.float32), 4000)
+    assert q["flag"] == "poor" and "5 silent" in q["detail"]

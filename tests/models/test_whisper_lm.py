@@ -94,10 +94,9 @@ def test_labels_cover_exactly_the_answer(source):
 
 
 def test_learns_a_two_class_question_and_scores_it(source):
-    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=8, alpha=16, dropout=0.0,
-                                                                    target="both"))
-    losses = _train(backend, steps=30)
-    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=8, alpha=16, dropout=0.0))
+    losses = _train(backend, steps=60)
+    assert np.mean(losses[-5:]) < 0.05 * np.mean(losses[:5])
     held_out = [(_audio(lab, 10_000 + i), lab) for i, lab in enumerate(CLASSES * 4)]
     probs = backend.score([a for a, _ in held_out], [QUESTION] * len(held_out), CLASSES, batch_size=3)
     assert probs.shape == (8, 2) and np.allclose(probs.sum(1), 1)
@@ -181,6 +180,7 @@ def test_window_cut_to_shorter_audio(source):
 def test_encoder_cache_gives_the_same_loss_and_scores(source):
     plain = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
     cached = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8), encoder_cache=True)
+    assert not plain.model.training and not cached.model.training
     for b in (plain, cached):
         torch.manual_seed(0)
         for name, p in b.model.named_parameters():

@@ -25,15 +25,18 @@ app = typer.Typer(
 )
 
 # One module per command group, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment")
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune")
 
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     level = logging.DEBUG if verbose else getattr(logging, os.environ.get("MURMURLM_LOG", "INFO").upper(), logging.INFO)
     try:
+        from rich.console import Console
         from rich.logging import RichHandler
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        # stderr: stdout carries command output (CSV, JSON) that logs must not corrupt
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False,
+                                               console=Console(stderr=True))
         fmt = "%(message)s"
     except ImportError:  # pragma: no cover - rich is a dependency
         handler, fmt = logging.StreamHandler(), "%(levelname)s %(name)s: %(message)s"

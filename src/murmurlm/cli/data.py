@@ -32,7 +32,7 @@ def check(
     from murmurlm.data.check import check_dataset
 
     report = check_dataset(root, progress=progress)
-    Console().print(report)
+    Console().print(report, soft_wrap=True)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(report.to_json() + "\n", encoding="utf-8")

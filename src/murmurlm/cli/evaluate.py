@@ -47,7 +47,7 @@ def evaluate(
     from rich.table import Table
 
     from murmurlm.evaluate.baselines import BASELINES, baseline_predictions
-    from murmurlm.evaluate.predictions import read_predictions, write_predictions
+    from murmurlm.evaluate.predictions import read_predictions, select_patients, write_predictions
     from murmurlm.evaluate.report import HEADLINE, dataset_labels, evaluate_predictions, write_reports
 
     paths = list(predictions or [])
@@ -74,6 +74,8 @@ def evaluate(
         train = list(truth_all.values())
 
     frames = [(name, read_predictions(p)) for name, p in zip(_unique_names(paths), paths)]
+    for _, frame in frames:  # fail on a missing or unknown patient before writing anything
+        select_patients(frame, list(truth), list(truth_all))
     out.mkdir(parents=True, exist_ok=True)
     if baselines:
         pred_dir = out / "predictions"

@@ -38,14 +38,19 @@ def load_recipe(path: Path = RECIPE):
     return module
 
 
-def split_ids(split: Optional[Path]) -> tuple[list[str] | None, list[str] | None]:
-    """(train, val) ids of a split folder (``train.txt``, ``val.txt``), or (None, None)."""
+def split_ids(split: Optional[Path], with_test: bool = False) -> tuple[list[str] | None, list[str] | None]:
+    """(train, val) ids of a split folder (``train.txt``, ``val.txt``), or (None, None).
+    ``with_test`` adds the test patients to train (for a release model, evaluated by CV instead)."""
     if split is None:
+        if with_test:
+            raise MurmurlmError("--with-test needs --split")
         return None, None
     from murmurlm.data.splits import read_split
 
     s = read_split(split)
-    return s.train, s.val
+    if not s.val:
+        raise MurmurlmError(f"{split}: the split has no val.txt patients (needed for early stopping)")
+    return (s.train + s.test if with_test else s.train), s.val
 
 
 def train_command(
@@ -54,6 +59,8 @@ def train_command(
     out: Path = typer.Option(Path("runs/compact"), "--out", help="Run folder: metrics.jsonl, last.pt, best.pt."),
     split: Optional[Path] = typer.Option(None, "--split", help="Split folder with train.txt and val.txt "
                                          "(default: a stratified val_fraction of all patients)."),
+    with_test: bool = typer.Option(False, "--with-test", help="Train on the split's train + test patients "
+                                   "(a release model; its held-out figures then come from cross-validation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from RUN_DIR/last.pt."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value (model.dropout=0.3)."),
@@ -61,7 +68,7 @@ def train_command(
     """Train the compact multi-task murmur model; best.pt is what `murmurlm predict --model` reads."""
     recipe = load_recipe()
     cfg = recipe.load_train_config(config, overrides or [])
-    train_ids, val_ids = split_ids(split)
+    train_ids, val_ids = split_ids(split, with_test)
     summary = recipe.train(cfg, data, out, train_ids=train_ids, val_ids=val_ids, resume=resume, progress=progress)
     val = summary.get("val_tuned") or summary["val"]
     log.info("best epoch %d: val murmur weighted accuracy %.3f, mean macro-F1 %.3f; model: %s",

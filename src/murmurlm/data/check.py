@@ -161,7 +161,7 @@ class CheckReport:
         from rich.console import Console
 
         buffer = io.StringIO()
-        Console(file=buffer, width=width, color_system=None, force_terminal=False).print(self)
+        Console(file=buffer, width=width, color_system=None, force_terminal=False).print(self, soft_wrap=True)
         return buffer.getvalue()
 
     def __str__(self) -> str:

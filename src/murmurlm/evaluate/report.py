@@ -194,7 +194,7 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
     notes: list[str] = []
     challenge: dict = {}
     murmur_t = [L.MURMUR.normalise(row.get(L.MURMUR.name)) for row in truth_rows]
-    murmur_p = frame[L.MURMUR.name].tolist()
+    murmur_p = [L.MURMUR.normalise(v) for v in frame[L.MURMUR.name]]
     cm_murmur = None if index is None else M.bootstrap_confusions(
         M.encode(murmur_t, "Murmur"), M.encode(murmur_p, "Murmur"), index, 3)
     wa = M.challenge_murmur_score(murmur_t, murmur_p)
@@ -211,7 +211,7 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
                 M.bootstrap_confusions(oc, M.encode(murmur_p, "Murmur"), index, 2, 3), L.MURMUR.classes)
         challenge["murmur_cost"] = {"value": cost, "ci": None if index is None else M.confidence_interval(murmur_cost_samples, confidence)}
         if L.OUTCOME.name in frame.columns:
-            outcome_p = frame[L.OUTCOME.name].tolist()
+            outcome_p = [L.OUTCOME.normalise(v) for v in frame[L.OUTCOME.name]]
             cm_out = None if index is None else M.bootstrap_confusions(oc, M.encode(outcome_p, "Outcome"), index, 2)
             if cm_out is not None:
                 outcome_cost_samples = M.cost_from_confusion(cm_out, L.OUTCOME.classes)

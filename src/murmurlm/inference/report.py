@@ -14,7 +14,7 @@ Quality flag
   S1 -> systole -> S2 -> diastole whose consecutive segments are at most 50 ms apart, and by
   usable 1-second windows (below), divided by the duration;
 - without one (``method="energy"``): the share of 1-second windows that are neither silent (RMS
-  below -60 dBFS), clipped (more than 0.5 % of samples at full scale) nor a burst (RMS above 4
+  about the window mean below -60 dBFS), clipped (more than 0.5 % of samples at full scale) nor a burst (RMS above 4
   times the median RMS of the windows that are neither silent nor clipped: stethoscope friction,
   speech, movement).
 
@@ -138,7 +138,7 @@ def _energy_windows(wave: np.ndarray, sampling_rate: int) -> tuple[np.ndarray, s
     n = max(1, int(len(wave) / sampling_rate // WINDOW_S))
     size = len(wave) // n
     frames = wave[: n * size].reshape(n, size)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    rms = frames.astype(np.float64).std(axis=1)  # RMS around the window's mean: a DC offset is not sound
     clipped = np.mean(np.abs(frames) >= CLIP_LEVEL, axis=1) > CLIP_SHARE
     silent = rms < SILENCE_RMS
     audible = rms[~silent & ~clipped]

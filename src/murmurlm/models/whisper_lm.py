@@ -212,6 +212,7 @@ class WhisperLMBackend(AudioLMBackend):
             backend._add_lora(lora)
         elif adapter is not None:
             backend.load_adapter(adapter, trainable=False)
+        backend.model.eval()  # peft leaves the model in training mode; a recipe calls .train()
         log.info("whisper backend: %s on %s (%s), %g s window, %.1fM parameters, %.2fM trainable%s",
                  source, dev, torch_dtype, seconds, backend.num_parameters() / 1e6,
                  backend.num_parameters(trainable_only=True) / 1e6,
@@ -244,7 +245,7 @@ class WhisperLMBackend(AudioLMBackend):
                             target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
                             bias="none")
         self.model = get_peft_model(model, config)
-        if getattr(self.base_model, "is_gradient_checkpointing", False):
+        if any(getattr(m, "gradient_checkpointing", False) for m in self.base_model.modules()):
             self.model.enable_input_require_grads()
         if self._encoder_cache_on and not self.encoder_frozen:
             raise ConfigError("encoder_cache needs a frozen encoder; lora.modules_to_save trains part of it")
@@ -299,6 +300,32 @@ class WhisperLMBackend(AudioLMBackend):
             for i, h in zip(missing, hidden):
                 self._cache[keys[i]] = h.to("cpu", torch.float16)
         return torch.stack([self._cache[k] for k in keys]).to(dev, dtype)
+
+    def precompute_encoder_cache(self, audios, batch_size: int = 16, progress: bool = False) -> int:
+        """Encode ``audios`` (an iterable of 1-D arrays) into the encoder cache, in batches.
+
+        Training then costs only the decoder from its first step. Returns how many audios were
+        encoded (those already cached are skipped). Needs ``encoder_cache=True`` at load.
+        """
+        if not (self._encoder_cache_on and self.encoder_frozen):
+            raise AudioLMError("precompute_encoder_cache: load with encoder_cache=True and a frozen encoder")
+        from tqdm.auto import tqdm
+
+        pending: dict[bytes, np.ndarray] = {}
+        for audio in audios:
+            key = self.audio_key(audio)
+            if key not in self._cache:
+                pending.setdefault(key, audio)
+        keys = list(pending)
+        for start in tqdm(range(0, len(keys), batch_size), desc="encoder cache", disable=not progress,
+                          leave=False):
+            chunk = keys[start:start + batch_size]
+            self._encode(self._features([pending[k] for k in chunk]), chunk)
+        return len(keys)
+
+    @property
+    def encoder_cache_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._cache.values())
 
     def clear_encoder_cache(self) -> None:
         """Drop the cached encoder outputs (e.g. after the encoder changed)."""

@@ -63,6 +63,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from murmurlm.errors import ConfigError
 from murmurlm.serve.upload import UploadError, parse_upload
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class _Service:
                  tmp_dir: str | Path | None, segment: bool, segment_method: str, audio_lm: Any,
                  max_workers: int, max_pending: int):
         if max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1:
-            raise ValueError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
+            raise ConfigError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
                              "max_workers, max_pending) and min_duration_s >= 0")
         if model is None or isinstance(model, (str, Path)):
             from murmurlm.inference.predict import load_model
@@ -270,6 +271,7 @@ class _Service:
         """Write the bytes to a private temp file, read them as audio, always remove the file."""
         from murmurlm.inference.audio import RecordingError, read_recording
 
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)  # in case something removed it meanwhile
         fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, suffix=".audio")
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -17,6 +17,8 @@ from murmurlm.signal.segment.mamba import (  # noqa: E402
 from murmurlm.signal.segment.metrics import score_segmentation  # noqa: E402
 from murmurlm.signal.synth import synth_pcg  # noqa: E402
 
+torch.set_num_threads(1)  # small tensors; threads only contend on a shared machine
+
 TINY = dict(d_model=32, n_layers=2, head_dim=16, d_state=8, n_mels=16, dropout=0.0)
 
 
@@ -53,7 +55,7 @@ def _train_tiny(steps: int, seed: int = 0) -> MambaSegmenter:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = MambaSegmenter(MambaSegmenterConfig(**TINY))
-    pcgs = [synth_pcg(12.0, 4000, heart_rate=float(hr), noise=0.02, seed=i)
+    pcgs = [synth_pcg(12.0, 4000, heart_rate=float(hr), noise=0.02, unannotated=1.5, seed=i)
             for i, hr in enumerate((65, 80, 95, 110, 125, 140))]
     feats = [model.features(p.waveform, 4000) for p in pcgs]
     labels = [torch.from_numpy(segments_to_frames(p.segments, len(f), 50)) for p, f in zip(pcgs, feats)]
@@ -78,17 +80,20 @@ def _train_tiny(steps: int, seed: int = 0) -> MambaSegmenter:
 
 @pytest.mark.slow
 def test_a_few_steps_learn_synthetic_pcgs(tmp_path):
-    model = _train_tiny(steps=60)
-    test = synth_pcg(15.0, 4000, heart_rate=90.0, noise=0.02, seed=99)
+    test = synth_pcg(15.0, 4000, heart_rate=90.0, noise=0.02, unannotated=1.5, seed=99)
+    untrained = pcg_segment(test.waveform, 4000, method="mamba", model=_train_tiny(steps=0))
+    before = score_segmentation(test.segments, untrained.segments, 15.0).summary()
+    model = _train_tiny(steps=40)
     seg = pcg_segment(test.waveform, 4000, method="mamba", model=model)
     assert is_valid_sequence(seg.frame_states)
     scores = score_segmentation(test.segments, seg.segments, 15.0).summary()
-    assert scores["s1_f1"] >= 0.9 and scores["s2_f1"] >= 0.9, scores
+    assert scores["s1_f1"] >= 0.85 and scores["s2_f1"] >= 0.85, scores
+    assert before["s1_f1"] < 0.5, before  # the HSMM alone does not do it: the network learned
     assert abs(seg.heart_rate - 90.0) < 10
 
     # a checkpoint describes itself and reproduces the predictions
     path = tmp_path / "seg.pt"
-    save_mamba_segmenter(model, path, extra={"step": 60})
+    save_mamba_segmenter(model, path, extra={"step": 40})
     loaded = load_mamba_segmenter(path)
     again = pcg_segment(test.waveform, 4000, method="mamba", model=loaded)
     assert np.array_equal(again.frame_states, seg.frame_states)

@@ -99,7 +99,7 @@ def crop_to_cycles(waveform: np.ndarray, sampling_rate: float, segments: Sequenc
     ranges = [(max(0, a), min(n, b)) for a, b in clean_stretches(segments, sampling_rate)]
     ranges = [(a, b) for a, b in ranges if b > a]
     total = sum(b - a for a, b in ranges)
-    if total < min_seconds * sampling_rate:
+    if not ranges or total < min_seconds * sampling_rate:
         log.debug("crop_to_cycles: %.2f s of clean cycles (< %.2f s); keeping the whole recording",
                   total / sampling_rate, min_seconds)
         return waveform

@@ -151,15 +151,29 @@ def estimate_heart_rate(envelope: np.ndarray, frame_rate: float, min_bpm: float 
     return 60.0 / cycle, sys_lag / frame_rate
 
 
-def _highest_peak(x: np.ndarray, lo: int, hi: int) -> int:
-    """Index of the highest local maximum of ``x`` within ``[lo, hi]`` (a maximum at the range's edge
-    only counts when it is a true peak), else the argmax of the range. Without this, the smooth
-    decay of an autocorrelation from lag 0 puts the "maximum" at ``lo``."""
+SUBHARMONIC_RATIO = 0.9
+"""A shorter lag whose autocorrelation peak reaches this fraction of the highest peak wins: a signal
+periodic at T also peaks at 2T, 3T, and a period that is not a whole number of frames splits its first
+peak while a multiple may land exactly on a frame."""
+
+
+def _ranked_peaks(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Local maxima of ``x`` within ``[lo, hi]``, best first: the shortest lag within
+    :data:`SUBHARMONIC_RATIO` of the highest peak, then the others by height. A maximum at the range's
+    edge only counts when it is a true peak (the smooth decay of an autocorrelation from lag 0 would
+    otherwise put the "maximum" at ``lo``); without any peak, the argmax of the range."""
     peaks, _ = sps.find_peaks(x[: hi + 2])
     peaks = peaks[(peaks >= lo) & (peaks <= hi)]
-    if len(peaks):
-        return int(peaks[np.argmax(x[peaks])])
-    return lo + int(np.argmax(x[lo:hi + 1]))
+    if len(peaks) == 0:
+        return np.array([lo + int(np.argmax(x[lo:hi + 1]))])
+    strong = peaks[x[peaks] >= SUBHARMONIC_RATIO * x[peaks].max()]
+    first = int(strong.min())
+    rest = peaks[peaks != first]
+    return np.concatenate([[first], rest[np.argsort(-x[rest])]]).astype(int)
+
+
+def _highest_peak(x: np.ndarray, lo: int, hi: int) -> int:
+    return int(_ranked_peaks(x, lo, hi)[0])
 
 
 def heart_rate_candidates(posteriors: np.ndarray, frame_rate: float, max_candidates: int = 3,
@@ -176,11 +190,7 @@ def heart_rate_candidates(posteriors: np.ndarray, frame_rate: float, max_candida
     if hi <= lo:
         raise ValueError(f"heart_rate_candidates: {len(p) / frame_rate:.2f} s is too short")
     ac = _autocorrelation(p[:, 1])
-    peaks, _ = sps.find_peaks(ac[: hi + 2])
-    peaks = peaks[(peaks >= lo) & (peaks <= hi)]
-    if len(peaks) == 0:
-        peaks = np.array([lo + int(np.argmax(ac[lo:hi + 1]))])
-    peaks = peaks[np.argsort(-ac[peaks])][:max_candidates]
+    peaks = _ranked_peaks(ac, lo, hi)[:max_candidates]
     s1, s2 = p[:, 1] - p[:, 1].mean(), p[:, 3] - p[:, 3].mean()
     n = len(s1)
     xc = sps.fftconvolve(s2, s1[::-1], mode="full")[n - 1:]  # xc[k] = sum_t s1[t] s2[t + k]

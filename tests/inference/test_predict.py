@@ -1,0 +1,113 @@
+"""The compact model's inference API: load_model, Predictor, predict_recording/files/dataset."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from murmurlm.data import labels as L
+from murmurlm.errors import MurmurlmError
+from murmurlm.inference.predict import (DEFAULT_CHECKPOINT, Predictor, load_model, predict_dataset, predict_files,
+                                        predict_recording, save_model)
+from murmurlm.models.compact import CompactConfig, CompactModel
+from murmurlm.signal.features import FrontEnd
+from murmurlm.signal.synth import synth_pcg
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained tiny model saved as an inference checkpoint (the format :func:`load_model` reads)."""
+    torch.manual_seed(0)
+    fe = FrontEnd(n_mels=32)
+    model = CompactModel(CompactConfig(n_mels=32, channels=(4, 8))).eval()
+    path = tmp_path_factory.mktemp("model") / "best.pt"
+    save_model(path, model, fe, window_seconds=2.0, hop_seconds=1.0, config={"note": "test"})
+    return path
+
+
+def pcg(seconds: float = 5.0, rate: int = 4000, seed: int = 0) -> np.ndarray:
+    return synth_pcg(seconds, sampling_rate=rate, heart_rate=80, seed=seed).waveform
+
+
+def test_load_model_restores_the_saved_model(checkpoint):
+    predictor = load_model(checkpoint)
+    assert isinstance(predictor, Predictor)
+    assert predictor.front_end.n_mels == 32 and predictor.config == {"note": "test"}
+    assert predictor.heads == (*L.FEATURE_NAMES, L.OUTCOME.name)
+    assert load_model(checkpoint.parent).path == checkpoint  # a run folder means its best.pt
+
+
+@pytest.mark.parametrize("rate", [4000, 8000, 44100])
+def test_predict_waveform_gives_probabilities_in_schema_order_at_any_rate(checkpoint, rate):
+    probs = load_model(checkpoint).predict_waveform(pcg(rate=rate), rate)
+    for name in (*L.FEATURE_NAMES, L.OUTCOME.name):
+        assert probs[name].shape == (L.feature(name).num_classes,)
+        assert abs(probs[name].sum() - 1.0) < 1e-6 and np.all(probs[name] >= 0)
+
+
+def test_predictions_are_deterministic_and_consistent(checkpoint):
+    predictor = load_model(checkpoint)
+    x = pcg(seed=3)
+    a, b = predictor.predict_waveform(x, 4000), predictor.predict_waveform(x, 4000)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    pred = predict_recording(predictor, x, 4000)
+    assert pred.labels == L.make_consistent(pred.labels)
+    assert set(pred.labels) >= set(L.FEATURE_NAMES)
+
+
+def test_short_and_bad_waveforms(checkpoint):
+    predictor = load_model(checkpoint)
+    assert predictor.predict_waveform(pcg(0.3), 4000)["Murmur"].shape == (3,)  # shorter than a window
+    with pytest.raises(ValueError, match="1-D"):
+        predictor.predict_waveform(np.zeros((2, 100)), 4000)
+
+
+def test_predict_files_reports_and_skips_unreadable_files(checkpoint, tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, pcg(rate=8000), 8000)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt garbage")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 4000)
+    missing = tmp_path / "missing.flac"
+    results, problems = predict_files(load_model(checkpoint), [good, broken, empty, missing])
+    assert list(results) == ["good"]
+    assert results["good"].labels[L.MURMUR.name] in L.MURMUR.classes
+    assert sorted(p.path.name for p in problems) == ["broken.wav", "empty.wav", "missing.flac"]
+    assert all(p.severity == "error" and p.message for p in problems)
+
+
+def test_predict_dataset_skips_a_broken_recording_and_keeps_the_patient(checkpoint, synthetic_circor, tmp_path):
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.predictions import prob_column
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_circor, root)
+    patients = load_circor(root).patients[:3]
+    patients[0].recordings[0].audio_path.write_bytes(b"not audio")
+    ids = [p.patient_id for p in patients]
+    frame, problems = predict_dataset(load_model(checkpoint), root, ids, progress=False)
+    assert list(frame.index) == ids
+    assert len(problems) == 1 and problems[0].path == patients[0].recordings[0].audio_path
+    assert np.allclose(frame[[prob_column("Murmur", c) for c in L.MURMUR.classes]].sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_load_model_errors_name_the_file(tmp_path):
+    with pytest.raises(MurmurlmError, match="not found"):
+        load_model(tmp_path / "nothing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"kind": "something-else"}, other)
+    with pytest.raises(MurmurlmError, match="expected 'murmurlm-compact'"):
+        load_model(other)
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="packaged default checkpoint not built yet")
+def test_packaged_default_model_loads_and_predicts():
+    predictor = load_model()
+    assert predictor.model.num_params < 500_000
+    assert DEFAULT_CHECKPOINT.stat().st_size < 2_000_000
+    assert predictor.predict_waveform(pcg(), 4000)["Murmur"].shape == (3,)
