@@ -343,9 +343,10 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     micro_per_epoch = len(train_set) // tc.batch_size
     steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
     total_steps = tc.max_steps or tc.epochs * steps_per_epoch
-    log.info("%d train patients (%d examples, %d steps/epoch), %d val patients; %d steps; %d process(es)",
-             len(train_patients), len(train_set), steps_per_epoch, len(val_patients), total_steps,
-             accelerator.num_processes)
+    if accelerator.is_main_process:
+        log.info("%d train patients (%d examples, %d steps/epoch), %d val patients; %d steps; %d process(es)",
+                 len(train_patients), len(train_set), steps_per_epoch, len(val_patients), total_steps,
+                 accelerator.num_processes)
 
     step, epoch, skip = 0, 0, 0
     state = None
@@ -395,6 +396,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                 if accelerator.sync_gradients:
                     grad_norm = (accelerator.clip_grad_norm_(backend.model.parameters(), tc.max_grad_norm)
                                  if tc.max_grad_norm > 0 else None)
+                    lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 scheduler.step() if accelerator.sync_gradients else None
                 optimizer.zero_grad()
@@ -406,13 +408,13 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}")
             if step % tc.log_every == 0 or step == 1 or step == total_steps:
-                record = {"step": step, "epoch": epoch, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+                record = {"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
                           "tokens": sum_tokens, "elapsed_s": round(time.time() - t0, 2)}
                 if grad_norm is not None:
                     record["grad_norm"] = float(grad_norm)
                 if accelerator.is_main_process:
                     metrics_log.write(record)
-                log.info("step %d/%d  loss %.4f  lr %.2e", step, total_steps, last_loss, record["lr"])
+                    log.info("step %d/%d  loss %.4f  lr %.2e", step, total_steps, last_loss, lr)
             sum_loss, sum_tokens = 0.0, 0
             if tc.eval_every and step % tc.eval_every == 0 and step < total_steps and val_patients:
                 metrics, _ = evaluate(backend, val_patients[: tc.eval_max_patients], prompts, audio,
@@ -420,7 +422,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                 backend.model.train()
                 if accelerator.is_main_process:
                     metrics_log.write({"step": step, "epoch": epoch, "val": metrics})
-                log.info("step %d: val mean macro-F1 %s", step, metrics["mean_macro_f1"])
+                    log.info("step %d: val mean macro-F1 %s", step, metrics["mean_macro_f1"])
             if tc.save_every and step % tc.save_every == 0 and step < total_steps:
                 _save_checkpoint(out, backend, optimizer, scheduler, step, epoch, batch_in_epoch, cfg,
                                  accelerator, tc.keep_checkpoints)
@@ -479,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MurmurlmError as err:
         print(f"error: {err}")
         return 2
-    log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "val"}))
+    if "predictions" in summary or summary.get("val") is None:  # the main process
+        log.info("done: %s", json.dumps({k: v for k, v in summary.items() if k != "val"}))
     return 0
 
 

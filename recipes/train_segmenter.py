@@ -175,11 +175,14 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
             y[b, :n] = labels[i][s:s + n]
         return x, y
 
-    def lr_at(step: int, total: int, peak: float) -> float:
+    def lr_at(step: int, total: int, peak: float, phase_start: float, phase_budget: float) -> float:
+        """Linear warm-up, then cosine decay over the steps or the time budget, whichever ends first
+        (on a shared CPU the budget usually does, and the rate should still reach ~0 at the end)."""
         if step < cfg.warmup_steps:
             return peak * (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        by_steps = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        by_time = (time.monotonic() - phase_start) / phase_budget
+        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, max(by_steps, by_time))))
 
     log_file = (cfg.out / "train_log.jsonl").open("w")
 
@@ -188,9 +191,10 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         model.train()
+        pretrain_start = time.monotonic()
         for step in range(cfg.pretrain_steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg.pretrain_steps, cfg.lr)
+                group["lr"] = lr_at(step, cfg.pretrain_steps, cfg.lr, pretrain_start, budget / 2)
             x, _ = batch()
             loss = model.pretrain_loss(x, cfg.mask_ratio, gen)
             opt.zero_grad(set_to_none=True)
@@ -214,9 +218,11 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     running = 0.0
     best_path = cfg.out / "model.pt"
     model.train()
+    train_start = time.monotonic()
+    train_budget = max(1.0, budget - (train_start - started))
     for step in range(1, cfg.max_steps + 1):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, cfg.max_steps, cfg.lr)
+            group["lr"] = lr_at(step - 1, cfg.max_steps, cfg.lr, train_start, train_budget)
         x, y = batch()
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)

@@ -82,8 +82,8 @@ def test_download_from_a_mirror(tmp_path, capsys):
         (tmp_path / "mirror" / "training_data" / "1.txt").write_bytes(b"changed")
         (target / "training_data" / "1.txt").unlink()
         assert main([*args, "--force"]) == 2
-    err = capsys.readouterr().err
-    assert "training_data/1.txt: corrupted download refused" in err and err.startswith("error: ")
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert "training_data/1.txt: corrupted download refused" in line
 
 
 def test_split_subcommand(tmp_path, capsys):

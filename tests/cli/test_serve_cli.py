@@ -14,5 +14,7 @@ def test_bad_port_and_missing_audio_lm(tmp_path, capsys):
     assert "nope: not found" in capsys.readouterr().err
     assert main(["serve", "--model", str(ckpt), "--max-upload-mb", "0"]) == 2
     assert "limits must be positive" in capsys.readouterr().err
+    assert main(["serve", "--model", str(ckpt), "--segment-method", "guess"]) == 2
+    assert "unknown segmentation method 'guess'" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err

@@ -392,3 +392,18 @@ def test_label_table_collects_every_bad_row(synth):
     lines[2] = lines[2] + "x" * 200_000  # over the csv module's field size limit
     table.write_text("\n".join(lines) + "\n")
     assert "malformed CSV" in _raises(DataFormatError, table, 3, read_label_table, table).message
+
+
+def test_dataset_api(synth):
+    data = load_circor(synth)
+    ids = [p.patient_id for p in data]
+    sub = data.subset(ids[::-1][:2])
+    assert [p.patient_id for p in sub] == ids[::-1][:2] and sub.root == data.root and len(sub) == 2
+    assert load_circor(synth, patient_ids=ids[1:]).by_id().keys() == set(ids[1:])
+    rec = data.patients[0].recordings[0]
+    assert rec.duration == pytest.approx(rec.num_samples / 4000) == pytest.approx(rec.load_audio().size / 4000)
+    segments = rec.load_segments()
+    assert segments and segments[-1].end <= rec.duration + 1e-3 and {s.state for s in segments} <= set(STATES)
+    assert data.patients[0].sampling_rate == 4000 and set(data.patients[0].metadata) >= {"Age", "Sex"}
+    with pytest.raises(ValueError, match="on_error"):
+        load_circor(synth, on_error="ignore")

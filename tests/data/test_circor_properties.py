@@ -28,7 +28,7 @@ DOCUMENTED = (DataFormatError, LabelError)  # AudioError is a DataFormatError
 # unicode digits, path tricks, labels and locations.
 TOKENS = ["", " ", "\t", "\r\n", "\n", "#", ":", "+", ",", '"', "nan", "inf", "-inf", "-1", "0", "1e400",
           "4000", "99999999999999999999", "x", "\x00", "/", "../", "é", "١٢", "1_0", "²", "AV", "Phc", "XX",
-          "_1", "Present", "Holosystolic", "I/VI"]
+          "_1", "Present", "Holosystolic", "I/VI", "[/]", "[bold]"]
 
 _position = st.floats(0.0, 1.0)
 _ops = st.one_of(

@@ -7,6 +7,8 @@ import socket
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fake_mirror import FakeMirror, build_mirror
 from murmurlm.data.download import COMPLETED, download_circor, parse_checksums, sha256_file
@@ -172,3 +174,17 @@ def test_sha256_file(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc" * 1000)
     assert sha256_file(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(st.lists(st.one_of(st.text(max_size=90), st.builds(
+    lambda sha, sep, path: f"{sha}{sep}{path}",
+    st.text("0123456789abcdefABCDEF", min_size=63, max_size=65), st.sampled_from([" ", "  ", " *", "\t"]),
+    st.text(min_size=0, max_size=20))), max_size=6))
+def test_parse_checksums_raises_only_download_error(lines):
+    try:
+        sums = parse_checksums("\n".join(lines), "S")
+    except DownloadError:
+        return
+    for rel, sha in sums.items():
+        assert len(sha) == 64 and not rel.startswith("/") and ".." not in rel.split("/")

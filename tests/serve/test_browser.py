@@ -104,3 +104,25 @@ def test_bad_file_shows_the_error(server, browser, tmp_path):
     assert page.is_hidden("#result")
     assert list(service_tmp.iterdir()) == []
     page.close()
+
+
+def test_drop_a_file_on_the_page(server, browser):
+    import base64
+
+    url, _ = server
+    b64 = base64.b64encode(encode(synthetic_wave(5.0, 8000, seed=4), 8000, "FLAC")).decode()
+    page = browser.new_page()
+    page.goto(url + "/")
+    transfer = page.evaluate_handle(
+        """(b64) => {
+             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+             const dt = new DataTransfer();
+             dt.items.add(new File([bytes], "dropped.flac", {type: "audio/flac"}));
+             return dt;
+           }""", b64)
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("#features tbody tr", timeout=60_000)
+    assert "dropped.flac: done" in page.inner_text("#status")
+    assert "resampled from 8000 Hz to 4000 Hz" in page.inner_text("#warnings")
+    assert page.locator("#features tbody tr").count() == 11
+    page.close()

@@ -55,6 +55,7 @@ def predict_command(
                                                              "segments, features (PNG)."),
     as_json: bool = typer.Option(False, "--json", help="The single-file report as JSON."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles for the report."),
+    segment_method: str = typer.Option("springer", "--segment-method", help="Segmenter: springer or mamba."),
     max_duration: float = typer.Option(600.0, "--max-duration", help="Refuse recordings longer than this (s)."),
 ) -> None:
     """Predict the 11 murmur features."""
@@ -74,7 +75,8 @@ def predict_command(
     if single:
         rec = read_recording(inputs[0], target_rate=4000, max_duration_s=max_duration)
         rep, prediction, segmentation = analyse_recording(
-            predictor, rec.waveform, rec.sampling_rate, segment=segment, notes=rec.notes, source=inputs[0].name)
+            predictor, rec.waveform, rec.sampling_rate, segment=segment, segment_method=segment_method,
+            notes=rec.notes, source=inputs[0].name)
         if plot:
             plot_report(rec.waveform, rec.sampling_rate, rep, segmentation, plot, title=inputs[0].name)
             typer.echo(f"wrote {plot}", err=True)

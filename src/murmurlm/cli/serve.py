@@ -23,6 +23,7 @@ def serve_command(
     workers: int = typer.Option(4, "--workers", help="Requests processed at once (the model runs one at a time)."),
     max_pending: int = typer.Option(32, "--max-pending", help="Requests admitted at once; more get 503."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles (heart rate, quality)."),
+    segment_method: str = typer.Option("springer", "--segment-method", help="Segmenter: springer or mamba."),
     audio_lm: Optional[Path] = typer.Option(None, "--audio-lm", help="Audio-LM folder enabling POST /v1/ask: a "
                                                                      "LoRA adapter folder (save_adapter) or a model."),
     audio_lm_backend: str = typer.Option("qwen2-audio", "--audio-lm-backend",
@@ -37,7 +38,8 @@ def serve_command(
         raise MurmurlmError(f"--port must be in 1..65535, got {port}")
     backend = load_audio_lm(audio_lm, audio_lm_backend) if audio_lm else None
     app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration,
-                     min_duration_s=min_duration, segment=segment, audio_lm=backend, max_workers=workers,
+                     min_duration_s=min_duration, segment=segment, segment_method=segment_method,
+                     audio_lm=backend, max_workers=workers,
                      max_pending=max_pending)
     log.info("murmurlm serving on http://%s:%d (model %s)", host, port, app.state.service.model_name)
     uvicorn.run(app, host=host, port=port, log_level="info", workers=1)

@@ -132,28 +132,32 @@ class CheckReport:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def __rich_console__(self, console, options):
+        from rich.markup import escape
         from rich.table import Table
 
+        # File names and messages quote file contents: escape them, '[/]' in a label is no markup.
         verdict = "[green]no errors[/]" if self.ok else f"[bold red]{len(self.errors)} error(s)[/]"
-        yield (f"[bold]{self.root}[/]: {self.patients} patients, {self.recordings} recordings, "
+        yield (f"[bold]{escape(str(self.root))}[/]: {self.patients} patients, {self.recordings} recordings, "
                f"{self.hours:.2f} hours of audio, {self.files_read} files read; "
                f"{verdict}, {len(self.warnings)} warning(s)")
-        where = Table(title="Recordings per location", title_justify="left")
-        for loc in self.locations:
-            where.add_column(loc, justify="right")
-        where.add_row(*(str(n) for n in self.locations.values()))
-        yield where
-        counts = Table("Field", "Class counts (patients)", title="Labels", title_justify="left")
-        for name, classes in self.class_counts.items():
-            counts.add_row(name, "  ".join(f"{c} {n}" for c, n in classes.items()))
-        yield counts
+        if self.locations:
+            where = Table(title="Recordings per location", title_justify="left")
+            for loc in self.locations:
+                where.add_column(loc, justify="right")
+            where.add_row(*(str(n) for n in self.locations.values()))
+            yield where
+        if self.class_counts:
+            counts = Table("Field", "Class counts (patients)", title="Labels", title_justify="left")
+            for name, classes in self.class_counts.items():
+                counts.add_row(name, escape("  ".join(f"{c} {n}" for c, n in classes.items())))
+            yield counts
         if self.problems:
             table = Table("Severity", "File", "Message", title=f"Problems ({len(self.problems)})",
                           title_justify="left")
             for p in self.problems:
                 where_ = self._relative(p.path) + (f":{p.line}" if p.line is not None else "")
                 colour = "red" if p.severity == "error" else "yellow"
-                table.add_row(f"[{colour}]{p.severity}[/]", where_, p.message)
+                table.add_row(f"[{colour}]{p.severity}[/]", escape(where_), escape(p.message))
             yield table
 
     def render(self, width: int = 120) -> str:
@@ -171,7 +175,6 @@ class CheckReport:
 @dataclass
 class _AudioJob:
     path: Path
-    name: str
     sampling_rate: int
     num_samples: int | None
     segments_end: float | None  # end of the last .tsv segment, to check against the audio
@@ -433,7 +436,7 @@ def _check_recordings(folder: Path, header: PatientHeader, txt: Path, listed: se
             problems.append(Problem(txt, f"audio for recording {stem} not found "
                                          f"({' or '.join(c.name for c in candidates)})", lineno, "error"))
             continue
-        jobs.append(_AudioJob(present[0], stem, header.sampling_rate, num_samples, segments_end))
+        jobs.append(_AudioJob(present[0], header.sampling_rate, num_samples, segments_end))
     return jobs
 
 

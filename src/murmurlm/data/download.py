@@ -293,9 +293,10 @@ def download_circor(target_dir: str | Path, base_url: str = PHYSIONET_URL, force
     log.info("%d files downloaded, %d already present; %.1f MB transferred", status["downloaded"],
              status["present"], counter.total / 1e6)
     if failures:
-        shown = "\n  ".join(sorted(failures)[:10])
-        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-        raise DownloadError(f"{len(failures)} of {len(sums)} file(s) failed (re-run to try again; partial files resume):\n  {shown}{more}")
+        shown = " | ".join(sorted(failures)[:3])
+        more = f" | ... and {len(failures) - 3} more (logged above)" if len(failures) > 3 else ""
+        raise DownloadError(f"{len(failures)} of {len(sums)} file(s) failed (re-run to try again; "
+                            f"partial files resume): {shown}{more}")
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     marker.write_text(f"{base}\n{len(sums)} files verified against {CHECKSUMS} "
                       f"(sha256 {sha256_file(target / CHECKSUMS)}) at {stamp}\n")

@@ -213,7 +213,8 @@ def _labels(prediction: Any, probs: Mapping[str, np.ndarray]) -> dict[str, str]:
 
 def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarray | None = None,
                   sampling_rate: int | None = None, notes: Sequence[str] = (),
-                  source: str | None = None, segmentation_warning: str | None = None) -> dict:
+                  source: str | None = None, segmentation_warning: str | None = None,
+                  segmentation_method: str | None = None) -> dict:
     """Assemble the report of one recording as a JSON-ready dict.
 
     Parameters
@@ -227,6 +228,8 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         The analysed audio, for the duration and the quality flag.
     notes
         Conversions made while reading (mix-down, resampling); they become warnings.
+    source, segmentation_warning, segmentation_method
+        The file name shown; why there is no segmentation; which segmenter made it.
 
     Returns
     -------
@@ -269,7 +272,7 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         seg_info.update(
             heart_rate_bpm=None if rate is None else round(float(rate), 1),
             cycles=len(cycles),
-            method=getattr(segmentation, "method", None),
+            method=segmentation_method or getattr(segmentation, "method", None),
             segments=[{"start": round(s.start, 4), "end": round(s.end, 4), "state": s.state,
                        "name": STATES.get(s.state, "unannotated")} for s in segments],
         )
@@ -434,5 +437,5 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     segmentation, warning = (None, "segmentation skipped") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
-                           source=source, segmentation_warning=warning)
+                           source=source, segmentation_warning=warning, segmentation_method=segment_method)
     return report, prediction, segmentation

@@ -141,7 +141,10 @@ class Qwen2AudioBackend(AudioLMBackend):
         model.eval()
         if gradient_checkpointing:
             model.config.use_cache = False
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20 name
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         backend = cls(model, processor, source)
         if lora is not None:
             backend._add_lora(lora)
@@ -169,8 +172,6 @@ class Qwen2AudioBackend(AudioLMBackend):
             bias="none",
         )
         self.model = get_peft_model(model, config)
-        if getattr(self.model.base_model.model, "is_gradient_checkpointing", False):
-            self.model.enable_input_require_grads()
 
     # --- prompt encoding --------------------------------------------------------------------------
     def _split_prompt(self, question: str, system: str | None) -> tuple[str, str]:

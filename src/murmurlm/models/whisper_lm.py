@@ -345,11 +345,21 @@ class WhisperLMBackend(AudioLMBackend):
             labels.append([IGNORE_INDEX] * len(prompt) + answer)
         ids, mask = _pad(rows, self.tokens.eot, "right")
         label_ids, _ = _pad(labels, IGNORE_INDEX, "right")
-        batch = {"input_features": self._features([ex.audio for ex in examples]),
-                 "decoder_input_ids": ids, "decoder_attention_mask": mask, "labels": label_ids}
+        batch = {"decoder_input_ids": ids, "decoder_attention_mask": mask, "labels": label_ids}
         if self._encoder_cache_on:
-            keys = [self.audio_key(ex.audio) for ex in examples]
+            # Mel features only for audios whose encoder states are not cached yet (zeros elsewhere).
+            keys = [self.audio_key(self.check_audio(ex.audio, f"example {i}")) for i, ex in enumerate(examples)]
+            todo = [i for i, k in enumerate(keys) if k not in self._cache]
+            fe = self.processor.feature_extractor
+            features = torch.zeros(len(examples), fe.feature_size, fe.nb_max_frames)
+            if todo:
+                features[todo] = self._features([examples[i].audio for i in todo])
+            batch["input_features"] = features
+            batch["features_computed"] = torch.zeros(len(examples), dtype=torch.bool)
+            batch["features_computed"][todo] = True
             batch["audio_keys"] = torch.tensor(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), -1))
+        else:
+            batch["input_features"] = self._features([ex.audio for ex in examples])
         return batch
 
     def loss(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
@@ -361,13 +371,27 @@ class WhisperLMBackend(AudioLMBackend):
                   "decoder_attention_mask": batch["decoder_attention_mask"].to(dev)}
         if self._encoder_cache_on and "audio_keys" in batch and self.encoder_frozen:
             keys = [bytes(r) for r in batch["audio_keys"].numpy()]
+            computed = batch.get("features_computed")
+            if computed is not None and any(k not in self._cache and not bool(c) for k, c in zip(keys, computed)):
+                raise AudioLMError("loss: the batch was collated against encoder states that have been cleared "
+                                   "since; collate it again")
             inputs["encoder_outputs"] = (self._encode(batch["input_features"], keys),)
+        elif "features_computed" in batch and not bool(batch["features_computed"].all()):
+            raise AudioLMError("loss: the batch was collated for the encoder cache, which is off or no longer "
+                               "valid (the encoder is being trained); collate it again")
         else:
             inputs["input_features"] = batch["input_features"].to(dev, next(self.base_model.parameters()).dtype)
-        out = self.model(**inputs, use_cache=False)
         target = labels[:, 1:]
         keep = target != IGNORE_INDEX
-        logits = out.logits[:, :-1][keep].float()
+        if self.model is self.unwrapped_model:
+            # Not wrapped (no DDP): run the encoder-decoder without its output layer and project
+            # only the answer positions. Whisper's 51865-token output layer over every prompt
+            # position is most of a training step's cost otherwise.
+            base = self.base_model
+            hidden = base.model(**inputs, use_cache=False).last_hidden_state
+            logits = base.proj_out(hidden[:, :-1][keep]).float()
+        else:  # a DDP / accelerate wrapper: call it, so that its hooks run
+            logits = self.model(**inputs, use_cache=False).logits[:, :-1][keep].float()
         total = F.cross_entropy(logits, target[keep], reduction="sum")
         if reduction == "sum":
             return total
@@ -429,13 +453,16 @@ class WhisperLMBackend(AudioLMBackend):
                     ids, mask = _pad([p + a for p, a in part], self.tokens.eot, "right")
                     labels, _ = _pad([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
                     enc = hidden[torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)]
-                    logits = model(encoder_outputs=(enc,), decoder_input_ids=ids.to(dev),
-                                   decoder_attention_mask=mask.to(dev), use_cache=False).logits
-                    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                    hidden_dec = model.model(encoder_outputs=(enc,), decoder_input_ids=ids.to(dev),
+                                             decoder_attention_mask=mask.to(dev), use_cache=False).last_hidden_state
                     target = labels[:, 1:].to(dev)
                     keep = target != IGNORE_INDEX
-                    tok = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-                    sums = (tok * keep).sum(-1).cpu().numpy()
+                    # the output layer on the answer positions only
+                    logp = torch.log_softmax(model.proj_out(hidden_dec[:, :-1][keep]).float(), dim=-1)
+                    tok = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
+                    rows = keep.nonzero()[:, 0]
+                    sums = torch.zeros(len(part), dtype=torch.float64, device=dev).index_add_(
+                        0, rows, tok.double()).cpu().numpy()
                     for j, s in enumerate(sums):
                         i, t, c = owners[g + j]
                         results[t][start + i, c] = s
@@ -473,12 +500,12 @@ class WhisperLMBackend(AudioLMBackend):
                 step_ids, new = ids, []
                 done = torch.zeros(len(chunk), dtype=torch.bool, device=dev)
                 for _ in range(budget):
-                    out = model(encoder_outputs=(hidden,), decoder_input_ids=step_ids,
-                                decoder_attention_mask=mask,
-                                decoder_position_ids=_positions(mask)[:, -step_ids.shape[1]:],
-                                cache=cache, use_cache=True)
+                    out = model.model(encoder_outputs=(hidden,), decoder_input_ids=step_ids,
+                                      decoder_attention_mask=mask,
+                                      decoder_position_ids=_positions(mask)[:, -step_ids.shape[1]:],
+                                      cache=cache, use_cache=True)
                     cache = out.cache if hasattr(out, "cache") else out.past_key_values
-                    nxt = out.logits[:, -1].argmax(-1)
+                    nxt = model.proj_out(out.last_hidden_state[:, -1]).argmax(-1)
                     nxt = torch.where(done, torch.full_like(nxt, self.tokens.eot), nxt)
                     new.append(nxt)
                     done |= nxt == self.tokens.eot

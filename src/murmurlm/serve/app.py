@@ -197,6 +197,13 @@ class _Service:
         if max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1:
             raise ConfigError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
                              "max_workers, max_pending) and min_duration_s >= 0")
+        if segment:
+            try:
+                from murmurlm.signal.segment import METHODS
+            except ImportError:
+                METHODS = (segment_method,)  # no segmenter installed: reports say so
+            if segment_method not in METHODS:
+                raise ConfigError(f"unknown segmentation method {segment_method!r}; valid: {', '.join(METHODS)}")
         if model is None or isinstance(model, (str, Path)):
             from murmurlm.inference.predict import load_model
 
@@ -309,7 +316,8 @@ class _Service:
         else:
             segmentation, seg_warning = None, "segmentation disabled on this server"
         report = murmur_report(prediction, segmentation, rec.waveform, rec.sampling_rate, notes=rec.notes,
-                               source=filename, segmentation_warning=seg_warning)
+                               source=filename, segmentation_warning=seg_warning,
+                               segmentation_method=self.segment_method)
         if plot:
             buf = io.BytesIO()
             plot_report(rec.waveform, rec.sampling_rate, report, segmentation, buf, title=filename)

@@ -8,9 +8,9 @@ Examples
 >>> from murmurlm.data.circor import Segment, read_tsv
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "1_AV.tsv"
 >>> write_tsv(path, [Segment(0.0, 0.5, 0), Segment(0.5, 0.62, 1)])
->>> print(path.read_text(), end="")
-0	0.5	0
-0.5	0.62	1
+>>> print(path.read_text().replace(chr(9), " <TAB> "), end="")
+0 <TAB> 0.5 <TAB> 0
+0.5 <TAB> 0.62 <TAB> 1
 >>> read_tsv(path)[0] == [Segment(0.0, 0.5, 0), Segment(0.5, 0.62, 1)]
 True
 """

@@ -1,0 +1,167 @@
+"""Smoke tests of recipes/finetune_audio_lm.py on the tiny Qwen2-Audio and the synthetic CirCor:
+outputs, resume after an interruption, and 2 CPU processes (gloo) against one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from murmurlm.cli.finetune import RECIPE
+from murmurlm.cli.train import load_recipe
+from murmurlm.data.circor import load_circor
+from murmurlm.data.splits import Split, write_split
+from murmurlm.models.audio_lm import load_backend_from_adapter
+from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_CONFIG = REPO / "configs" / "audio_lm" / "tiny.yaml"
+FEATURES = "data.features=[Murmur, Systolic murmur pitch]"
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_recipe(RECIPE)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny_model"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(synthetic_circor, tmp_path_factory):
+    ids = sorted(p.patient_id for p in load_circor(synthetic_circor).patients)
+    folder = tmp_path_factory.mktemp("split")
+    write_split(Split(train=ids[:6], val=ids[6:7]), folder)
+    return folder
+
+
+def overrides(tiny, *extra):
+    return [f"model.source={tiny}", FEATURES, "train.batch_size=4", "train.log_every=1", *extra]
+
+
+def run(recipe, tiny, data, split, out, *extra, resume=False):
+    from murmurlm.data.splits import read_split
+
+    cfg = recipe.load_finetune_config(TINY_CONFIG, overrides(tiny, *extra))
+    s = read_split(split)
+    return recipe.finetune(cfg, data, out, s.train, s.val, resume=resume, progress=False, cpu=True)
+
+
+def losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if "loss" in r}
+
+
+def adapter_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def test_finetune_writes_adapter_checkpoints_metrics_and_predictions(recipe, tiny, synthetic_circor, split, tmp_path):
+    from murmurlm.evaluate.predictions import read_predictions
+
+    out = tmp_path / "run"
+    summary = run(recipe, tiny, synthetic_circor, split, out, "train.max_steps=4", "train.save_every=2")
+    assert summary["steps"] == 4 and np.isfinite(summary["loss"])
+    log = losses(out)
+    assert sorted(log) == [1, 2, 3, 4] and all(np.isfinite(v) for v in log.values())
+    assert log[4] < log[1]  # lr 3e-3 on 4 examples a step: the answer format is learnt fast
+    assert (out / "checkpoints" / "step_2" / "trainer_state.pt").exists()
+    assert (out / "config.yaml").exists() and (out / "prompts.yaml").exists()
+    assert recipe.load_finetune_config(out / "config.yaml").model.source == str(tiny)
+    preds = read_predictions(out / "predictions_val.csv")
+    val_ids = (split / "val.txt").read_text().split()
+    assert list(preds.index.astype(str)) == [i for i in val_ids if not i.startswith("#")]
+    final = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r.get("final")]
+    assert final and set(final[0]["val"]) >= {"Murmur", "Systolic murmur pitch", "mean_macro_f1"}
+    backend = load_backend_from_adapter(out / "adapter")  # the finished run's adapter loads on its own
+    probs = backend.score([np.zeros(16000, np.float32)], ["Is a heart murmur present?"], ["Present", "Absent"])
+    assert probs.shape == (1, 2)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(recipe, tiny, synthetic_circor, split, tmp_path,
+                                                                 monkeypatch):
+    extra = ("train.max_steps=5", "train.save_every=2", "train.schedule=cosine", "train.warmup_steps=1",
+             "model.lora.dropout=0.1")  # dropout: the RNG state must be restored too
+    reference = tmp_path / "reference"
+    run(recipe, tiny, synthetic_circor, split, reference, *extra)
+
+    interrupted = tmp_path / "interrupted"
+    write = recipe.MetricsLog.write
+
+    def crash_at_step_4(self, record):
+        if record.get("step") == 4 and "loss" in record:
+            raise KeyboardInterrupt  # killed after step 4, whose checkpoint was never written
+        write(self, record)
+
+    monkeypatch.setattr(recipe.MetricsLog, "write", crash_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        run(recipe, tiny, synthetic_circor, split, interrupted, *extra)
+    monkeypatch.setattr(recipe.MetricsLog, "write", write)
+    assert sorted(losses(interrupted)) == [1, 2, 3]
+
+    run(recipe, tiny, synthetic_circor, split, interrupted, *extra, resume=True)  # from step_4? no: step_2
+    assert losses(interrupted) == pytest.approx(losses(reference), rel=1e-5)
+    ref, got = adapter_weights(reference / "adapter"), adapter_weights(interrupted / "adapter")
+    assert ref.keys() == got.keys()
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], rtol=1e-4, atol=1e-6)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(recipe, tiny, synthetic_circor, split, tmp_path):
+    from murmurlm.errors import MurmurlmError
+
+    with pytest.raises(MurmurlmError, match="no checkpoint"):
+        run(recipe, tiny, synthetic_circor, split, tmp_path / "empty", "train.max_steps=1", resume=True)
+
+
+def test_cli_rejects_bad_config_in_one_line(tiny, synthetic_circor, tmp_path, capsys):
+    from murmurlm.cli import main
+
+    code = main(["finetune", "--config", str(TINY_CONFIG), "--data", str(synthetic_circor), "--out",
+                 str(tmp_path / "x"), "--cpu", "model.lora.target=decoder"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "decoder" in err and len(err.splitlines()) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one_process(tiny, synthetic_circor, split, tmp_path):
+    """DDP over gloo with 2 processes gives the losses and the adapter of 1 process on the same
+    global batches (each process takes half of every batch; token sums are gathered)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    args = ["--config", str(TINY_CONFIG), "--data", str(synthetic_circor), "--split", str(split), "--cpu",
+            "--no-progress", *overrides(tiny, "train.max_steps=3", "train.save_every=0", "model.lora.dropout=0.0")]
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run([sys.executable, str(RECIPE), "--out", str(one), *args], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                             str(RECIPE), "--out", str(two), *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert "2 process(es)" in double.stderr
+    assert sorted(losses(one)) == [1, 2, 3]
+    assert losses(two) == pytest.approx(losses(one), rel=1e-5)
+    a, b = adapter_weights(one / "adapter"), adapter_weights(two / "adapter")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+    # the evaluation was shared out over the two processes and gathered into one predictions file
+    assert (two / "predictions_val.csv").read_text() == (one / "predictions_val.csv").read_text()
