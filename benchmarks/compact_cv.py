@@ -77,6 +77,25 @@ def summarise(result: dict) -> dict:
             "features": feats}
 
 
+def pooled_murmur_scale(cfg, dataset, k: int, runs: Path) -> tuple[list[float], float, int]:
+    """Murmur scale tuned on the pooled inner validation patients of all folds (never the held-out
+    folds): raw recording probabilities of each fold's model on its own early-stopping patients,
+    then one grid search (``train_compact.tune_murmur_scale``) over all of them."""
+    probs, patients, owner = [], [], []
+    predictor = None
+    for i in range(k):
+        val_ids = json.loads((runs / f"fold{i}" / "split.json").read_text())["val"]
+        predictor = load_model(runs / f"fold{i}" / "best.pt")
+        predictor.murmur_scale = np.ones(3)
+        part = train_compact.build_split(dataset.subset(val_ids).patients, cfg, progress=False)
+        owner.extend((part.recording_patient + len(patients)).tolist())
+        patients.extend(part.patients)
+        probs.extend(predictor.predict_features(part.features))
+    pooled = train_compact.Split(patients, [], {}, np.asarray(owner))
+    scale, wacc = train_compact.tune_murmur_scale(predictor, probs, pooled)
+    return scale, wacc, len(patients)
+
+
 def inference_speed(model_path: Path, dataset, num: int = 60) -> dict:
     """Seconds of audio per wall second on one core: read file, front end, model, per recording."""
     torch.set_num_threads(1)
@@ -180,6 +199,18 @@ def main(argv=None) -> int:
     oof = pd.concat([read_predictions(args.runs / f"fold{i}" / "oof.csv") for i in range(args.k)])
     truth = {pid: labels[pid] for pid in oof.index}
     results = {"compact": summarise(evaluate_predictions(oof, truth, known_ids=list(labels), bootstrap=0, name="compact"))}
+    scale, inner_wacc, inner_n = pooled_murmur_scale(cfg, dataset, args.k, args.runs)
+    log.info("murmur scale tuned on %d pooled inner-validation patients: %s (weighted accuracy %.3f)", inner_n, scale, inner_wacc)
+    scaled = []
+    for i in range(args.k):
+        predictor = load_model(args.runs / f"fold{i}" / "best.pt")
+        predictor.murmur_scale = np.asarray(scale, dtype=np.float64)
+        frame, _ = predict_dataset(predictor, args.data, folds[i].val, progress=False, cache_dir=cfg.cache_dir,
+                                   use_cache=True)
+        write_predictions(frame, args.runs / f"fold{i}" / "oof-scaled.csv")
+        scaled.append(frame)
+    results["compact-scaled"] = summarise(evaluate_predictions(pd.concat(scaled), truth, known_ids=list(labels),
+                                                               bootstrap=0, name="compact-scaled"))
     for method in BASELINES:
         frames = [baseline_predictions(method, [labels[p] for p in folds[i].train], folds[i].val, seed=cfg.seed)
                   for i in range(args.k)]
@@ -200,6 +231,7 @@ def main(argv=None) -> int:
               + "".join(f" {o}" for o in args.overrides),
               "data": str(args.data), "k": args.k, "folds_source": source, "num_patients": len(oof),
               "config": train_compact.config_to_dict(cfg), "cv": results, "folds": per_fold, "speed": speed,
+              "murmur_scale": {"scale": scale, "inner_val_patients": inner_n, "inner_val_weighted_accuracy": inner_wacc},
               "threads": cfg.threads, "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs (shared)",
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     args.out.mkdir(parents=True, exist_ok=True)

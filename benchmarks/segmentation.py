@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[],
                         help="NAME=PATH of a trained segmenter (.npz or .pt); repeatable")
     parser.add_argument("--no-default", action="store_true", help="skip the shipped Springer model")
+    parser.add_argument("--four-state", action="store_true",
+                        help="also score each --model decoding the four cardiac states only (no state 0)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N recordings (0: all)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "segmentation")
     args = parser.parse_args()
@@ -77,6 +79,10 @@ def main() -> None:
     for spec in args.model:
         name, _, path = spec.partition("=")
         models[name] = load_segmenter(Path(path))
+        if args.four_state:
+            four = load_segmenter(Path(path))
+            four.use_unannotated = False
+            models[f"{name}-4state"] = four
 
     results = {}
     for name, model in models.items():

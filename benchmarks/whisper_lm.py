@@ -68,7 +68,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def window_probe(source: str, windows: list[float], reps: int = 3) -> list[dict]:
+def window_probe(source: str, windows: list[float], reps: int = 2) -> list[dict]:
     """Encoder forward time per window (batch 1) and decoder train-step time, per window length."""
     out = []
     rng = np.random.default_rng(0)
@@ -261,7 +261,7 @@ def write_markdown(report: dict, path: Path) -> None:
     for k, v in report["long_tail"].items():
         lines.append(f"| {k} | {v['train_patients']} | {v['test_support']} | {fmt(v['recall'], 2)} |")
     if report.get("window_probe"):
-        lines += ["", "Cost per window length (this model, one thread, median of 3): encoder forward for one "
+        lines += ["", "Cost per window length (this model, one thread, median of 2): encoder forward for one "
                       "window, and one decoder training step (batch 16, LoRA) on cached encoder states.", "",
                   "| window | encoder positions | encoder ms / window | decoder step ms |", "|---:|---:|---:|---:|"]
         for p in report["window_probe"]:

@@ -382,8 +382,12 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
         batches = accelerator.skip_first_batches(loader, skip * tc.grad_accum) if skip else loader
         batch_in_epoch = skip
         skip = 0
-        sum_loss, sum_tokens = 0.0, 0
-        for micro, batch in enumerate(batches):
+        sum_loss, sum_tokens, micro = 0.0, 0, 0
+        for batch in batches:
+            # dropout masks are a function of (seed, step, micro-step, process): a resumed run
+            # draws exactly what the uninterrupted one drew, whatever else used the RNG
+            torch.manual_seed(epoch_seed(tc.seed, step * tc.grad_accum + micro) + accelerator.process_index)
+            micro += 1
             with accelerator.accumulate(backend.model):
                 tokens = torch.tensor(backend.count_loss_tokens(batch), device=accelerator.device)
                 global_tokens = accelerator.reduce(tokens, reduction="sum").clamp(min=1)
@@ -404,6 +408,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                 continue
             step += 1
             batch_in_epoch += 1
+            micro = 0
             last_loss = sum_loss / max(1, sum_tokens)
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}")

@@ -67,6 +67,7 @@ class TrainConfig:
     sampling_power: float = 0.5
     character_targets: str = "heard"
     val_fraction: float = 0.2
+    murmur_scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     tune_murmur_scale: bool = False
     murmur_rule: str = "any"
     character_rule: str = "murmur-weighted"
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"character_targets must be 'heard' or 'masked', got {self.character_targets!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if len(self.murmur_scale) != 3 or not all(v > 0 for v in self.murmur_scale):
+            raise ValueError(f"murmur_scale needs 3 positive factors (Present, Unknown, Absent), got {self.murmur_scale}")
         if self.model.n_mels != self.front_end.n_mels:
             raise ValueError(f"model.n_mels ({self.model.n_mels}) must equal front_end.n_mels ({self.front_end.n_mels})")
 
@@ -127,14 +130,16 @@ def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> Split:
 
 
 def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> Predictor:
+    """A Predictor around the model in training (``murmur_scale`` default: the config's)."""
     return Predictor(model, cfg.front_end, cfg.crop_seconds, cfg.window_hop_seconds, config_to_dict(cfg),
-                     cfg.murmur_rule, cfg.character_rule, murmur_scale)
+                     cfg.murmur_rule, cfg.character_rule,
+                     cfg.murmur_scale if murmur_scale is None else murmur_scale)
 
 
 def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: Split) -> list[dict[str, np.ndarray]]:
+    """Raw (unscaled) per-recording class probabilities of a split."""
     model.eval()
-    probs = make_predictor(model, cfg).predict_features(split.features)
-    return probs
+    return make_predictor(model, cfg, murmur_scale=[1.0, 1.0, 1.0]).predict_features(split.features)
 
 
 def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: Split) -> dict:
@@ -166,7 +171,7 @@ def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]]
 def tune_murmur_scale(predictor: Predictor, rec_probs, split: Split) -> tuple[list[float], float]:
     """Per-class factors on recording P(Murmur) (Present, Unknown; Absent fixed at 1) that maximise
     the validation weighted accuracy, searched on a small log grid; ties keep the factor nearest 1."""
-    grid = [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+    grid = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
     best = (-1.0, 0.0, [1.0, 1.0, 1.0])
     for sp in grid:
         for su in grid:
@@ -302,7 +307,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
         if improved:
             best = {"score": val["score"], "epoch": epoch, "metrics": val}
             bad_epochs = 0
-            _save_model(out / "best.pt", kept, cfg, epoch, val)
+            _save_model(out / "best.pt", kept, cfg, epoch, val, cfg.murmur_scale)
         else:
             bad_epochs += 1
         record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
@@ -326,7 +331,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
     ckpt = load_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND)
     model.load_state_dict(ckpt["model"])
     summary = {"best_epoch": best["epoch"], "best_score": best["score"], "val": best["metrics"],
-               "steps": step, "num_params": model.num_params, "murmur_scale": [1.0, 1.0, 1.0]}
+               "steps": step, "num_params": model.num_params, "murmur_scale": list(cfg.murmur_scale)}
     if cfg.tune_murmur_scale:
         predictor = make_predictor(model, cfg)
         rec_probs = recording_probabilities(model, cfg, val_set)

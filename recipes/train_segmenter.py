@@ -244,10 +244,11 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
             scores = evaluate_segmenter(model, eval_subset, progress=False).summary()
             model.train()
             score = (scores["s1_f1"] + scores["s2_f1"]) / 2
+            score = score if math.isfinite(score) else 0.0  # no validation events: keep the latest
             log.info("step %d: validation S1 F1 %.4f, S2 F1 %.4f, frame accuracy %.4f, clean accuracy %.4f",
                      step, scores["s1_f1"], scores["s2_f1"], scores["frame_accuracy"], scores["clean_accuracy"])
             log_file.write(json.dumps({"phase": "eval", "step": step, **scores}) + "\n")
-            if score > best:
+            if score >= best:
                 best, best_step = score, step
                 save_mamba_segmenter(model, best_path, extra={
                     "step": step, "best_event_f1": best, "train_config": config_to_dict(cfg)},

@@ -42,8 +42,10 @@ def examples(n: int, seed0: int) -> list[Example]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny_qwen2_audio"), seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: threads only add synchronisation on a shared machine
+    yield build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny_qwen2_audio"), seed=0)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # One module per command group, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune")
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune", "whisper")
 
 
 @app.callback()

@@ -779,3 +779,41 @@ def _hub_unreachable(timeout: float = 3.0) -> str | None:
             return None
     except OSError as err:
         return f"{host}:{port}: {err.strerror or err}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Using a resolved model
+# ---------------------------------------------------------------------------------------------
+def save_whisper_folder(model: "WhisperForConditionalGeneration", processor: "WhisperProcessor",
+                        out_dir: str | Path) -> Path:
+    """Write model and processor as a transformers folder (``from_pretrained``-loadable, no hub)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def whisper_transcribe(model: "WhisperForConditionalGeneration", processor: "WhisperProcessor",
+                       audio: np.ndarray, sampling_rate: int, language: str = "en",
+                       max_new_tokens: int = 200) -> str:
+    """Greedy transcription of the first window (30 s for OpenAI's models) of a mono ``audio``.
+
+    A check that a model source is a working speech recogniser; ``audio`` is resampled to 16 kHz.
+    """
+    import torch
+
+    from murmurlm.signal.filter import pcg_resample
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"whisper_transcribe: expected mono 1-D audio, got shape {audio.shape}")
+    rate = processor.feature_extractor.sampling_rate
+    if int(sampling_rate) != rate:
+        audio = np.asarray(pcg_resample(audio, int(sampling_rate), rate), dtype=np.float32)
+    feats = processor.feature_extractor(audio[: processor.feature_extractor.n_samples], sampling_rate=rate,
+                                        return_tensors="pt").input_features
+    kwargs = {"language": language, "task": "transcribe"} if getattr(model.generation_config, "is_multilingual", False) else {}
+    with torch.no_grad():
+        ids = model.generate(feats.to(model.dtype), max_new_tokens=max_new_tokens, **kwargs)
+    return processor.tokenizer.decode(ids[0], skip_special_tokens=True).strip()

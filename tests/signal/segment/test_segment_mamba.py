@@ -121,3 +121,23 @@ def test_loading_a_wrong_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="springer"):
         pcg_segment(np.zeros(8000, np.float32), 4000, method="springer",
                     model=MambaSegmenter(MambaSegmenterConfig(**TINY)))
+
+
+def test_shipped_checkpoint_is_small_and_segments_synthetic_audio():
+    from murmurlm.signal.segment import default_model_path
+
+    path = default_model_path("mamba")
+    if not path.exists():
+        pytest.skip("no Mamba segmenter shipped in this checkout")
+    assert path.stat().st_size <= 2_000_000
+    pcg = synth_pcg(12.0, 4000, heart_rate=95.0, noise=0.01, seed=31)
+    seg = pcg_segment(pcg.waveform, 4000, method="mamba")
+    assert is_valid_sequence(seg.frame_states)
+    assert score_segmentation(pcg.segments, seg.segments, 12.0).summary()["s1_f1"] > 0.9
+
+
+def test_four_state_decoding_never_outputs_state_zero():
+    model = _train_tiny(steps=0)
+    model.use_unannotated = False
+    seg = pcg_segment(synth_pcg(6.0, 4000, unannotated=1.0, seed=3).waveform, 4000, method="mamba", model=model)
+    assert seg.frame_states.min() >= 1 and is_valid_sequence(seg.frame_states)

@@ -223,12 +223,14 @@ def decode_posteriors(posteriors: np.ndarray, priors: np.ndarray, frame_rate: fl
     log_em[:, priors < 1e-4] = -np.inf
     if not allow_unannotated:
         log_em[:, 0] = -np.inf
-    best = None
-    for hr, sys_int in heart_rate_candidates(post, frame_rate, max_candidates):
-        states, score = hsmm_decode(log_em, hr, sys_int, frame_rate, params, return_score=True)
-        if best is None or score > best[0]:
-            best = (score, states, hr, sys_int)
-    return best[1], best[2], best[3]
+    p = params or HSMMParams()
+    candidates = heart_rate_candidates(post, frame_rate, max_candidates)
+    tables = [duration_tables(hr, sys_int, frame_rate, p) for hr, sys_int in candidates]
+    init = np.log(np.array([p.p_start_unannotated] + [(1 - p.p_start_unannotated) / 4] * 4))
+    B = np.maximum(log_em, -1e4)
+    decoded = _viterbi(B, tables, log_transitions(p, frame_rate), init)
+    best = int(np.argmax([score for _, score in decoded]))
+    return decoded[best][0], candidates[best][0], candidates[best][1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,39 +362,66 @@ def hsmm_decode(log_emissions: np.ndarray, heart_rate: float, systolic_interval:
     if log_initial is None:
         init = np.array([p.p_start_unannotated] + [(1 - p.p_start_unannotated) / 4] * 4)
         log_initial = np.log(init)
-    D = logpmf.shape[0]
-    S = NUM_STATES
+    (states, score), = _viterbi(B, [(logpmf, logsurv)], logA, np.asarray(log_initial, dtype=np.float64))
+    return (states, score) if return_score else states
+
+
+def _viterbi(B: np.ndarray, tables: Sequence[tuple[np.ndarray, np.ndarray]], logA: np.ndarray,
+             log_initial: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Explicit-duration Viterbi for several duration tables at once (one per candidate heart rate).
+
+    The candidates share the emissions; their ``C x S`` states are laid side by side so that each
+    frame costs the same handful of numpy calls whatever ``C`` is. ``bc[s] = best_in[s] - cum[s]``
+    (the best score of a segment starting at ``s``, less the emissions before it) lets a segment
+    ending at ``t`` with start ``s`` score ``bc[s] + duration + cum[t]``.
+    """
+    T, S = B.shape
+    C = len(tables)
+    K = C * S
+    D = max(t[0].shape[0] for t in tables)
+    pmf = np.full((D, K), -np.inf)
+    surv = np.full((D, K), -np.inf)
+    for c, (logpmf, logsurv) in enumerate(tables):
+        pmf[: logpmf.shape[0], c * S:(c + 1) * S] = logpmf
+        surv[: logsurv.shape[0], c * S:(c + 1) * S] = logsurv
+    pmf_rev, surv_rev = pmf[::-1].copy(), surv[::-1].copy()   # row D - d: duration d
     cum = np.zeros((T + 1, S))
     np.cumsum(B, axis=0, out=cum[1:])
-    best_in = np.full((T + 1, S), -np.inf)   # best score of a segment of each state starting at t
-    best_in[0] = log_initial
-    prev_state = np.zeros((T + 1, S), dtype=np.int64)
-    delta = np.full((T + 1, S), -np.inf)     # best score of a segment of each state ending at t
-    dur_arg = np.zeros((T + 1, S), dtype=np.int64)
-    cols = np.arange(S)
-    pmf_rev = logpmf[::-1].copy()            # row D - d: duration d, so slices align with starts
-    surv_rev = logsurv[::-1].copy()
+    cum = np.tile(cum, (1, C))
+    bc = np.full((T + 1, K), -np.inf)
+    bc[0] = np.tile(log_initial, C)
+    delta = np.full((T + 1, K), -np.inf)      # best score of a segment of each state ending at t
+    dur_arg = np.zeros((T + 1, K), dtype=np.int64)
+    prev_state = np.zeros((T + 1, K), dtype=np.int64)
+    cols = np.arange(K)
     for t in range(1, T + 1):
         dd = min(D, t)
-        lo = t - dd                             # starts lo .. t - 1  (durations dd .. 1)
-        dur = (surv_rev if t == T else pmf_rev)[D - dd:].copy()
+        lo = t - dd                              # starts lo .. t - 1 (durations dd .. 1)
+        dur = (surv_rev if t == T else pmf_rev)[D - dd:]
         if lo == 0:
-            dur[0] = logsurv[dd - 1]            # the segment began before the recording
-        cand = best_in[lo:t] + dur + (cum[t] - cum[lo:t])
-        k = np.argmax(cand, axis=0)
-        delta[t] = cand[k, cols]
-        dur_arg[t] = dd - k                     # row k holds duration dd - k
+            dur = dur.copy()
+            dur[0] = surv[dd - 1]                # the segment began before the recording
+        cand = bc[lo:t] + dur
+        k = cand.argmax(axis=0)
+        best = cand[k, cols] + cum[t]
+        delta[t] = best
+        dur_arg[t] = dd - k
         if t < T:
-            trans = delta[t][:, None] + logA
-            i = np.argmax(trans, axis=0)
-            prev_state[t] = i
-            best_in[t] = trans[i, cols]
-    states = np.empty(T, dtype=np.int64)
-    t, j = T, int(np.argmax(delta[T]))
-    while t > 0:
-        d = int(dur_arg[t, j])
-        states[t - d:t] = j
-        t -= d
-        if t > 0:
-            j = int(prev_state[t, j])
-    return (states, float(np.max(delta[T]))) if return_score else states
+            trans = best.reshape(C, S, 1) + logA   # (candidate, from, to)
+            i = trans.argmax(axis=1)
+            prev_state[t] = i.reshape(K)
+            bc[t] = np.take_along_axis(trans, i[:, None, :], axis=1).reshape(K) - cum[t]
+    out = []
+    for c in range(C):
+        offset = c * S
+        final = delta[T, offset:offset + S]
+        states = np.empty(T, dtype=np.int64)
+        t, j = T, int(np.argmax(final))
+        while t > 0:
+            d = int(dur_arg[t, offset + j])
+            states[t - d:t] = j
+            t -= d
+            if t > 0:
+                j = int(prev_state[t, offset + j])
+        out.append((states, float(final.max())))
+    return out

@@ -159,6 +159,7 @@ class MambaSegmenter(nn.Module):
         # emission priors and HSMM parameters, set by training (used by decode)
         self.register_buffer("priors", torch.full((NUM_STATES,), 1.0 / NUM_STATES))
         self.hsmm = HSMMParams()
+        self.use_unannotated = True  # False: decode the four cardiac states only (every frame annotated)
 
     @property
     def frame_rate(self) -> int:
@@ -223,7 +224,8 @@ class MambaSegmenter(nn.Module):
     def decode(self, waveform: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, float, float]:
         """Per-frame states (HSMM-decoded), heart rate (bpm) and systolic interval (s)."""
         post = self.posteriors(waveform, sampling_rate)
-        return decode_posteriors(post, self.priors.double().numpy(), self.frame_rate, self.hsmm)
+        return decode_posteriors(post, self.priors.double().numpy(), self.frame_rate, self.hsmm,
+                                 allow_unannotated=self.use_unannotated)
 
 
 # -------------------------------------------------------------------------------------- checkpoints
