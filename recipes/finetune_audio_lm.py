@@ -35,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -71,6 +71,8 @@ class ModelConfig:
     gradient_checkpointing: bool = False  # less activation memory, ~30% slower
     tiny_window_seconds: int = 2  # source "tiny" only: its audio window
     lora: LoraSettings = field(default_factory=LoraSettings)
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific load() keywords, e.g.
+    # whisper: {window_seconds: 10, encoder_cache: true}; see the backend's load() docstring
 
 
 @dataclass
@@ -166,10 +168,13 @@ def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> A
                                   f"(got {cfg.model.backend!r})")
             build_tiny_qwen2_audio(source, seed=cfg.train.seed, window_seconds=cfg.model.tiny_window_seconds)
         accelerator.wait_for_everyone()
-    return get_backend(cfg.model.backend).load(
-        source, lora=cfg.model.lora, device=device, dtype=cfg.model.dtype,
-        gradient_checkpointing=cfg.model.gradient_checkpointing,
-    )
+    try:
+        return get_backend(cfg.model.backend).load(
+            source, lora=cfg.model.lora, device=device, dtype=cfg.model.dtype,
+            gradient_checkpointing=cfg.model.gradient_checkpointing, **cfg.model.options,
+        )
+    except TypeError as err:  # an option the backend's load() does not take
+        raise ConfigError(f"model.options {sorted(cfg.model.options)}: {err}") from None
 
 
 def _schedule(cfg: TrainConfig, total_steps: int):
@@ -341,6 +346,10 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     if len(train_set) == 0:
         raise MurmurlmError(f"no training examples from {data} ({len(train_patients)} train patients)")
     micro_per_epoch = len(train_set) // tc.batch_size
+    if micro_per_epoch < tc.grad_accum:
+        raise ConfigError(f"{len(train_set)} training examples make {micro_per_epoch} batch(es) of "
+                          f"train.batch_size={tc.batch_size}, fewer than train.grad_accum={tc.grad_accum}; "
+                          "lower train.batch_size or train.grad_accum, or use more patients")
     steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
     total_steps = tc.max_steps or tc.epochs * steps_per_epoch
     if accelerator.is_main_process:

@@ -218,3 +218,18 @@ def test_gradient_checkpointing_trains_the_same(tiny):
         grads.append([p.grad.clone() for p in backend.trainable_parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_bfloat16_base_with_float32_lora(tiny):
+    """The GPU setting (bf16 weights, fp32 LoRA, checkpointing) runs on the CPU too."""
+    backend = Qwen2AudioBackend.load(tiny, lora=LORA, dtype="bfloat16", gradient_checkpointing=True)
+    lora = {p.dtype for n, p in backend.model.named_parameters() if "lora_" in n}
+    frozen = {p.dtype for p in backend.model.parameters() if not p.requires_grad}
+    assert lora == {torch.float32} and frozen == {torch.bfloat16}  # modules_to_save copies stay bf16
+    backend.model.train()
+    loss = backend.loss(backend.collate(examples(2, seed0=60)))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in backend.trainable_parameters())
+    probs = backend.score([pcg_window("High", 61)], [QUESTION], CLASSES)
+    assert probs.dtype == np.float64 and abs(probs.sum() - 1) < 1e-9

@@ -213,3 +213,24 @@ def test_lora_targets_whisper_module_names(source):
 def test_unknown_source_is_a_clear_error(tmp_path):
     with pytest.raises(AudioLMError, match="cannot load Whisper"):
         get_backend("whisper").load(tmp_path / "nothing-here")
+
+
+@pytest.mark.slow
+def test_finetune_recipe_runs_with_the_whisper_backend(source, synthetic_circor, tmp_path):
+    from murmurlm.cli.finetune import RECIPE
+    from murmurlm.cli.train import load_recipe
+    from murmurlm.data.circor import load_circor
+    from murmurlm.models.instructions import REPO_ROOT
+
+    recipe = load_recipe(RECIPE)
+    ids = sorted(p.patient_id for p in load_circor(synthetic_circor).patients)
+    cfg = recipe.load_finetune_config(REPO_ROOT / "configs" / "audio_lm" / "tiny.yaml", [
+        "model.backend=whisper", f"model.source={source}", "model.lora.modules_to_save=[]",
+        "model.lora.target=language", "model.lora.target_modules=[q_proj, v_proj, out_proj]",
+        "data.features=[Murmur, Systolic murmur pitch]", "train.batch_size=4", "train.max_steps=4",
+        "train.save_every=2", "train.log_every=1"])
+    summary = recipe.finetune(cfg, synthetic_circor, tmp_path / "run", ids[:6], ids[6:8], progress=False, cpu=True)
+    assert (tmp_path / "run" / "predictions_val.csv").is_file()
+    backend = load_backend_from_adapter(tmp_path / "run" / "adapter")
+    assert isinstance(backend, WhisperLMBackend) and backend.max_audio_seconds == 2.0
+    assert summary is not None

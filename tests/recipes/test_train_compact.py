@@ -124,3 +124,21 @@ def test_resume_refuses_a_different_config(timing_task, tmp_path):
     with pytest.raises(ConfigError, match="different config"):
         train_compact.train(train_compact.load_train_config(None, [*base, "lr=0.1"]), train_root, tmp_path / "run",
                             resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_pipeline_command_trains_predicts_and_reports(timing_task, tmp_path):
+    from murmurlm.cli import main
+
+    train_root, _ = timing_task
+    out = tmp_path / "main"
+    code = main(["pipeline", "--data", str(train_root), "--out", str(out), "--no-progress", "--bootstrap", "0",
+                 "epochs=2", "batch_size=8", "crops_per_recording=1", "crop_seconds=1.0", "model.channels=[4,8]",
+                 f"cache_dir={tmp_path / 'cache'}"])
+    assert code == 0
+    for rel in ("split/train.txt", "split/test.txt", "model/best.pt", "model/metrics.jsonl",
+                "predictions/compact.csv", "predictions/baseline-majority.csv", "report/report.md", "report/metrics.json"):
+        assert (out / rel).exists(), rel
+    assert "compact" in (out / "report" / "report.md").read_text()
+    # the train command refuses an unknown config key with the valid ones
+    assert main(["train", "--data", str(train_root), "--out", str(tmp_path / "t"), "colour=blue"]) == 2

@@ -30,4 +30,5 @@ def test_load_test_runs(tmp_path):
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert result["throughput_rps"] > 0
+    assert 0 < result["server_elapsed_ms"]["p50"] <= lat["max"]
     assert "| 4 | 0 |" in (out / "load_test.md").read_text()

@@ -57,6 +57,7 @@ def predict_command(
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles for the report."),
     segment_method: str = typer.Option("springer", "--segment-method", help="Segmenter: springer or mamba."),
     max_duration: float = typer.Option(600.0, "--max-duration", help="Refuse recordings longer than this (s)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
@@ -67,7 +68,9 @@ def predict_command(
     for p in inputs:
         if not p.exists():
             raise MurmurlmError(f"{p}: no such file or folder")
-    predictor = load_model(model)
+    if threads is not None and threads < 1:
+        raise MurmurlmError(f"--threads must be >= 1, got {threads}")
+    predictor = load_model(model, threads=threads)
     single = len(inputs) == 1 and inputs[0].is_file()
     if (report or as_json or plot) and not single:
         raise MurmurlmError("--report, --json and --plot describe one recording; give a single audio file")

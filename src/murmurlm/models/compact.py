@@ -29,7 +29,7 @@ Examples
 >>> logits, loss = model(x)
 >>> logits["Murmur"].shape, loss is None
 (torch.Size([2, 3]), True)
->>> targets = {name: torch.zeros(2, dtype=torch.long) for name in model.heads}
+>>> targets = {name: torch.zeros(2, dtype=torch.long) for name in model.head_names}
 >>> logits, loss = model(x, targets)
 >>> bool(loss > 0)
 True

@@ -19,9 +19,9 @@ temporary folder. The audio is written to one ``mkstemp`` file inside the servic
 directory (the client's file name is only echoed, never used as a path) and removed in a
 ``finally``; the directory itself is removed at shutdown. Every unusable file gets a 4xx with a
 ``detail`` sentence and a ``reason`` code; a decoder never sees more than ``max_duration_s`` of
-audio. The model is loaded once, in :func:`create_app`; predictions run one at a time under a lock
-(the compact model takes milliseconds), while decoding, segmentation and plotting run in parallel
-worker threads (``max_workers``).
+audio. The model is loaded once, in :func:`create_app`, and shared by up to ``max_workers`` worker
+threads, each predicting under ``torch.inference_mode`` (compact-model inference keeps no state);
+the audio LM of ``/v1/ask`` runs one request at a time under a lock.
 
 Examples
 --------
@@ -193,10 +193,16 @@ class _Service:
 
     def __init__(self, model: Any, max_upload_mb: float, max_duration_s: float, min_duration_s: float,
                  tmp_dir: str | Path | None, segment: bool, segment_method: str, audio_lm: Any,
-                 max_workers: int, max_pending: int):
+                 max_workers: int, max_pending: int, torch_threads: int | None):
         if max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1:
             raise ConfigError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
                              "max_workers, max_pending) and min_duration_s >= 0")
+        if torch_threads is not None:
+            import torch
+
+            if torch_threads < 1:
+                raise ConfigError(f"create_app: torch_threads must be >= 1, got {torch_threads}")
+            torch.set_num_threads(torch_threads)
         if segment:
             try:
                 from murmurlm.signal.segment import METHODS
@@ -221,7 +227,6 @@ class _Service:
         self.segment = segment
         self.segment_method = segment_method
         self.audio_lm = audio_lm
-        self.model_lock = threading.Lock()
         self.lm_lock = threading.Lock()
         self.limiter = anyio.CapacityLimiter(max_workers)
         self.max_pending = max_pending
@@ -309,7 +314,9 @@ class _Service:
 
         start = time.perf_counter()
         rec = self.decode(filename, data, self.sampling_rate)
-        with self.model_lock, torch.inference_mode():
+        # Inference is stateless (eval mode, no autograd), so worker threads share the model
+        # without a lock; tests/serve/test_app.py checks concurrent answers against sequential ones.
+        with torch.inference_mode():
             prediction = predict_recording(self.model, rec.waveform, rec.sampling_rate)
         if self.segment:
             segmentation, seg_warning = segment_recording(rec.waveform, rec.sampling_rate, self.segment_method)
@@ -352,7 +359,7 @@ class _Service:
 def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: float = 120.0,
                min_duration_s: float = 2.0, tmp_dir: str | Path | None = None, segment: bool = True,
                segment_method: str = "springer", audio_lm: Any = None, max_workers: int = 4,
-               max_pending: int = 32) -> FastAPI:
+               max_pending: int = 32, torch_threads: int | None = None) -> FastAPI:
     """Build the FastAPI app.
 
     Parameters
@@ -375,9 +382,14 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
     max_pending
         Requests admitted at once (reading, waiting, processing); more get 503 with Retry-After,
         which bounds the memory held by uploads to about ``max_pending * max_upload_mb``.
+    torch_threads
+        ``torch.set_num_threads`` for the process (None: leave it). ``murmurlm serve`` uses 1:
+        requests run in parallel threads, and intra-op threads on top of them oversubscribe the
+        cores (on a busy 2-core machine one 20-s prediction took 1.2 s with 2 threads, 0.04 s
+        with 1).
     """
     service = _Service(model, max_upload_mb, max_duration_s, min_duration_s, tmp_dir, segment,
-                       segment_method, audio_lm, max_workers, max_pending)
+                       segment_method, audio_lm, max_workers, max_pending, torch_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

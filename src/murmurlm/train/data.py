@@ -69,7 +69,7 @@ def class_weights(targets: np.ndarray, num_classes: int, power: float = 0.5, max
     their frequency-weighted mean is 1 (the loss keeps its scale).
 
     >>> class_weights(np.array([0, 0, 0, 1]), 2, power=1.0)
-    [0.5, 1.5]
+    [0.666667, 2.0]
     """
     t = targets[targets != IGNORE]
     counts = np.bincount(t, minlength=num_classes).astype(np.float64)
