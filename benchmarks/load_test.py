@@ -157,8 +157,8 @@ def run(args) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_before": [round(x, 2) for x in load_before],
                     "note": "client and server on the same host" + (f"; {args.note}" if args.note else "")},
-        "command": (f"nice -n {os.nice(0)} " if os.nice(0) else "") + ".venv/bin/python benchmarks/load_test.py "
-                   + " ".join(sys.argv[1:]),
+        "command": ((f"nice -n {os.nice(0)} " if os.nice(0) else "") + ".venv/bin/python benchmarks/load_test.py "
+                   + " ".join(sys.argv[1:])).strip(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
     return result

@@ -19,10 +19,11 @@ averaged over windows and aggregated to patients by ``evaluate.aggregate.aggrega
 metrics go to ``metrics.jsonl`` and the final predictions to ``predictions_val.csv`` (the
 evaluation's predictions format).
 
-Every ``save_every`` steps ``checkpoints/step_<N>/`` gets the adapter (``adapter/``) and
-``trainer_state.pt`` (optimizer, scheduler, step, RNG states); ``--resume`` continues from the
-latest one, replaying the data order exactly (each epoch's order is a function of ``(seed,
-epoch)``). ``adapter/`` (final) and ``config.yaml`` describe the finished run.
+Every ``save_every`` steps and after the last one, ``checkpoints/step_<N>/`` gets the adapter
+(``adapter/``) and ``trainer_state.pt`` (optimizer, scheduler, step, RNG states); ``--resume``
+continues from the latest one, replaying the run exactly: each epoch's data order is a function of
+``(seed, epoch)`` and each micro-step's dropout masks of ``(seed, step, micro-step, process)``.
+``adapter/`` (final) and ``config.yaml`` describe the finished run.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # 0: no clipping
     log_every: int = 10
     eval_every: int = 0  # steps; 0: only at the end
-    save_every: int = 200  # steps; 0: only at the end
+    save_every: int = 200  # steps; 0: only at the end (the last step is always checkpointed)
     keep_checkpoints: int = 2  # newest step checkpoints kept
     eval_max_patients: int | None = None  # periodic evaluation on the first N val patients (all at the end)
     score_batch_size: int = 8
@@ -437,7 +438,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                 if accelerator.is_main_process:
                     metrics_log.write({"step": step, "epoch": epoch, "val": metrics})
                     log.info("step %d: val mean macro-F1 %s", step, metrics["mean_macro_f1"])
-            if tc.save_every and step % tc.save_every == 0 and step < total_steps:
+            if (tc.save_every and step % tc.save_every == 0) or step == total_steps:  # and the last step
                 _save_checkpoint(out, backend, optimizer, scheduler, step, epoch, batch_in_epoch, cfg,
                                  accelerator, tc.keep_checkpoints)
             if step >= total_steps:
@@ -453,7 +454,8 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     if accelerator.is_main_process:
         backend.save_adapter(out / "adapter")
         shutil.copyfile(out / "prompts.yaml", out / "adapter" / "prompts.yaml")
-    summary = {"steps": step, "loss": last_loss, "adapter": str(out / "adapter"), "val": None}
+    summary = {"steps": step, "loss": last_loss if math.isfinite(last_loss) else None,  # None: nothing left to train
+               "adapter": str(out / "adapter"), "val": None}
     if val_patients:
         metrics, predictions = evaluate(backend, val_patients, prompts, audio, cfg.data.features, accelerator,
                                         tc.score_batch_size, progress)

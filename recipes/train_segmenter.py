@@ -187,6 +187,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     log_file = (cfg.out / "train_log.jsonl").open("w")
 
     # -- optional self-supervised pre-training: masked patch prediction
+    pretrain_done = 0
     if cfg.pretrain_steps:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -201,6 +202,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            pretrain_done = step + 1
             if step % cfg.log_every == 0:
                 log.info("pretrain step %d: masked-patch MSE %.4f", step, loss.item())
                 log_file.write(json.dumps({"phase": "pretrain", "step": step, "loss": loss.item()}) + "\n")
@@ -261,7 +263,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     from murmurlm.signal.segment.mamba import load_mamba_segmenter
     final = load_mamba_segmenter(best_path)
     scores = evaluate_segmenter(final, val).summary()
-    scores.update({"best_step": best_step, "steps": step, "pretrain_steps": cfg.pretrain_steps,
+    scores.update({"best_step": best_step, "steps": step, "pretrain_steps": pretrain_done,
                    "train_minutes": round((time.monotonic() - started) / 60, 2),
                    "checkpoint_bytes": best_path.stat().st_size})
     return scores

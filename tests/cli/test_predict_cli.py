@@ -67,6 +67,7 @@ def test_folder_with_a_bad_file_skips_it(ckpt, recordings, tmp_path, capsys):
     for name in ("a.wav", "b.flac"):
         (folder / name).write_bytes((recordings / name).read_bytes())
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    (folder / "notes.txt").write_text("recorded on Monday\n")  # not a CirCor patient header
     out = tmp_path / "preds.csv"
     assert main(["predict", "--model", str(ckpt), str(folder), "--out", str(out)]) == 0
     assert "skipped:" in capsys.readouterr().err
@@ -105,3 +106,20 @@ def test_circor_folder_to_csv(ckpt, synthetic_circor, tmp_path, capsys):
     frame = read_predictions(out)
     assert sorted(frame.index) == sorted(p.patient_id for p in load_circor(synthetic_circor))
     assert "P(Murmur=Present)" in frame.columns
+
+
+def test_circor_folder_patient_list(ckpt, synthetic_circor, tmp_path, capsys):
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.predictions import read_predictions
+
+    ids = [p.patient_id for p in load_circor(synthetic_circor)][:3]
+    listing = tmp_path / "few.txt"
+    listing.write_text("# three patients\n" + "\n".join(ids) + "\n")
+    out = tmp_path / "few.csv"
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--patients", str(listing),
+                 "--out", str(out)]) == 0
+    assert sorted(read_predictions(out).index) == sorted(ids)
+    listing.write_text("99999999\n")
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--patients", str(listing)]) == 2
+    assert "99999999" in capsys.readouterr().err
+

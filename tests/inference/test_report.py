@@ -124,7 +124,7 @@ def test_analyse_recording_chains_the_steps(pcg):
         assert report["segmentation"]["heart_rate_bpm"] == pytest.approx(75, abs=8)
         assert report["quality"]["method"] == "cycles"
     skipped, _, none = analyse_recording(tiny_predictor(), pcg.waveform, 4000, segment=False)
-    assert none is None and "segmentation skipped" in skipped["warnings"]
+    assert none is None and "segmentation switched off" in skipped["warnings"]
 
 
 def test_cycles_over_damaged_windows_do_not_count(pcg):

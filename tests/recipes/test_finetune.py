@@ -120,6 +120,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(recipe, tiny, sy
     assert ref.keys() == got.keys()
     for key in ref:
         torch.testing.assert_close(got[key], ref[key], rtol=1e-4, atol=1e-6)
+    # resuming a finished run trains no further
+    assert run(recipe, tiny, synthetic_circor, split, interrupted, *extra, resume=True)["steps"] == 5
+    assert sorted(losses(interrupted)) == [1, 2, 3, 4, 5]
 
 
 def test_resume_without_checkpoint_is_a_clear_error(recipe, tiny, synthetic_circor, split, tmp_path):

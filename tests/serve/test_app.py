@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import io
 import os
 import struct
 
@@ -14,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from murmurlm.data import labels as L
+from murmurlm.inference.report import segmentation_available
 from murmurlm.serve.app import create_app
 from predict_helpers import encode, save_tiny_checkpoint, synthetic_wave, tiny_predictor
 
@@ -45,14 +45,6 @@ def post_file(client, data: bytes, filename: str = "rec.wav", mime: str = "audio
     return client.post(f"/v1/predict{query}", files={"file": (filename, data, mime)})
 
 
-def _has_segmenter() -> bool:
-    try:
-        from murmurlm.signal.segment import pcg_segment  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def check_prediction(body: dict) -> None:
     assert [f["name"] for f in body["features"]] == list(L.FEATURE_NAMES)
     for f in body["features"]:
@@ -75,7 +67,7 @@ def test_valid_wav(client, wave):
     assert body["sampling_rate"] == 4000 and body["duration_s"] == pytest.approx(6.0)
     assert not any("resampled" in w or "mixed" in w for w in body["warnings"])
     seg = body["segmentation"]
-    if _has_segmenter():  # the synthetic PCG beats at 80 bpm
+    if segmentation_available():  # the synthetic PCG beats at 80 bpm
         assert seg["available"] and seg["method"] == "springer", body["warnings"]
         assert seg["heart_rate_bpm"] == pytest.approx(80, abs=10)
         assert seg["cycles"] >= 4
@@ -274,6 +266,7 @@ def test_healthz_openapi_and_page(client):
     schema = client.get("/openapi.json").json()
     assert {"/v1/predict", "/healthz"} <= set(schema["paths"])
     assert "/v1/ask" not in schema["paths"]
+    assert client.get("/docs").status_code == 404  # its viewer would load scripts from a CDN
     post = schema["paths"]["/v1/predict"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
@@ -306,11 +299,21 @@ def test_create_app_rejects_bad_limits(predictor):
 @pytest.mark.slow
 def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
     pytest.importorskip("transformers")
-    from murmurlm.models.audio_lm import get_backend
+    from murmurlm.cli.serve import load_audio_lm
+    from murmurlm.models.audio_lm import LoraSettings, get_backend
     from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
 
     source = build_tiny_qwen2_audio(tmp_path / "tiny-lm", seed=0)
-    backend = get_backend("qwen2-audio").load(source)
+    trained = get_backend("qwen2-audio").load(source, lora=LoraSettings(rank=4, alpha=8))
+    adapter = trained.save_adapter(tmp_path / "adapter")
+    backend = load_audio_lm(adapter)  # what `murmurlm serve --audio-lm DIR` does
+    question = "Is a heart murmur present?"
+    upload = tmp_path / "rec.wav"
+    upload.write_bytes(encode(wave, 4000))
+    from murmurlm.inference.audio import read_recording
+
+    first = read_recording(upload, 16000).waveform[: int(trained.max_audio_seconds * 16000)]
+    expected = trained.generate([first], [question])[0]
     app = create_app(predictor, audio_lm=backend, tmp_dir=tmp_path / "svc")
     with TestClient(app) as client:
         assert client.get("/healthz").json()["ask"] is True
@@ -318,9 +321,33 @@ def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
                         files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["question"] == "Is a heart murmur present?" and isinstance(body["answer"], str)
+        assert body["question"] == question and body["answer"] == expected.strip()
         assert "resampled from 4000 Hz to 16000 Hz" in body["warnings"]
+        assert f"only the first {trained.max_audio_seconds:g} s were given to the audio model" in body["warnings"]
         assert client.post("/v1/ask", files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")}).status_code == 422
         r = client.post("/v1/ask", params={"question": "q"}, files={"file": ("x.wav", b"junk" * 10, "audio/wav")})
         assert r.status_code == 415
         assert os.listdir(tmp_path / "svc") == []
+
+
+def test_packaged_default_model(tmp_path, wave):
+    from murmurlm.inference.predict import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.exists():
+        pytest.skip(f"packaged model {DEFAULT_CHECKPOINT.name} not present")
+    with TestClient(create_app(None, tmp_dir=tmp_path / "svc")) as client:
+        assert client.get("/healthz").json()["model"] == DEFAULT_CHECKPOINT.name
+        r = post_file(client, encode(wave, 4000))
+        assert r.status_code == 200, r.text
+        check_prediction(r.json())
+
+
+def test_segmentation_switched_off(predictor, tmp_path, wave):
+    with TestClient(create_app(predictor, segment=False, tmp_dir=tmp_path / "svc")) as client:
+        assert client.get("/healthz").json()["segmentation"] is False
+        r = post_file(client, encode(wave, 4000), query="?plot=true")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["segmentation"]["available"] is False and body["quality"]["method"] == "energy"
+        assert "segmentation switched off" in body["warnings"]
+        assert base64.b64decode(body["plot_png"])[:4] == b"\x89PNG"

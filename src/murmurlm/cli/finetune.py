@@ -4,12 +4,14 @@
                       [--split DIR] [--resume] [--cpu] [key=value ...]
 
 Several GPUs: launch the recipe (or this command) with ``accelerate launch``, e.g.
-``accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml -m murmurlm.cli finetune ...``.
+``accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml "$(which murmurlm)" finetune ...``
+(or the recipe script itself, ``recipes/finetune_audio_lm.py``, with the same arguments).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -42,8 +44,10 @@ def finetune_command(
     train_ids, val_ids = split_ids(split)
     summary = recipe.finetune(cfg, data, out, train_ids=train_ids, val_ids=val_ids, resume=resume,
                               progress=progress, cpu=cpu)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch: one summary line
+        return
     val = summary.get("val") or {}
-    log.info("%d steps, last loss %.4f; adapter: %s; val mean macro-F1: %s", summary["steps"], summary["loss"],
+    log.info("%d steps, last loss %s; adapter: %s; val mean macro-F1: %s", summary["steps"], summary["loss"],
              summary["adapter"], val.get("mean_macro_f1"))
 
 

@@ -28,7 +28,9 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def _is_circor_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / "training_data").is_dir() or any(path.glob("*.txt")))
+    """CirCor's layout: ``training_data/`` or ``training_data.csv``, or patient headers ``<id>.txt``."""
+    return path.is_dir() and ((path / "training_data").is_dir() or (path / "training_data.csv").is_file()
+                              or any(p.stem.isdigit() for p in path.glob("*.txt")))
 
 
 def _audio_files(paths: list[Path]) -> list[Path]:
@@ -58,6 +60,8 @@ def predict_command(
     segment_method: str = typer.Option("springer", "--segment-method", help="Segmenter: springer or mamba."),
     max_duration: float = typer.Option(600.0, "--max-duration", help="Refuse recordings longer than this (s)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
+    patients: Optional[Path] = typer.Option(None, "--patients", help="CirCor folder only: predict these patient ids "
+                                                                     "(one per line, # comments)."),
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
@@ -98,8 +102,17 @@ def predict_command(
         return
 
     problems: list[Problem] = []
+    if patients is not None and not (len(inputs) == 1 and _is_circor_folder(inputs[0])):
+        raise MurmurlmError("--patients selects patients of a CirCor folder; give one CirCor folder")
     if len(inputs) == 1 and _is_circor_folder(inputs[0]):
-        frame, problems = predict_dataset(predictor, inputs[0])
+        ids = None
+        if patients is not None:
+            from murmurlm.data.splits import read_patient_list
+
+            ids = read_patient_list(patients)
+            if not ids:
+                raise MurmurlmError(f"{patients}: no patient ids in the list")
+        frame, problems = predict_dataset(predictor, inputs[0], patient_ids=ids)
         _report_problems(problems)
         if frame is None or len(frame) == 0:
             raise MurmurlmError(f"{inputs[0]}: no patient could be predicted")

@@ -20,7 +20,7 @@ def serve_command(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest accepted upload (MiB)."),
     max_duration: float = typer.Option(120.0, "--max-duration", help="Longest accepted recording (s)."),
     min_duration: float = typer.Option(2.0, "--min-duration", help="Shortest accepted recording (s)."),
-    workers: int = typer.Option(4, "--workers", help="Requests processed at once (the model runs one at a time)."),
+    workers: int = typer.Option(4, "--workers", help="Requests processed at once, sharing the one loaded model."),
     max_pending: int = typer.Option(32, "--max-pending", help="Requests admitted at once; more get 503."),
     threads: int = typer.Option(1, "--threads", help="torch threads per operation (requests already run in parallel)."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles (heart rate, quality)."),

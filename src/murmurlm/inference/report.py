@@ -74,6 +74,15 @@ class SegmentView:
 # segmentation (optional step)
 
 
+def segmentation_available() -> bool:
+    """Whether the segmenter (:func:`murmurlm.signal.segment.pcg_segment`) is installed."""
+    try:
+        from murmurlm.signal.segment import pcg_segment  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def segment_recording(waveform: np.ndarray, sampling_rate: int, method: str = "springer") -> tuple[Any, str | None]:
     """Run :func:`murmurlm.signal.segment.pcg_segment` when it is available.
 
@@ -434,7 +443,7 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     from murmurlm.inference.predict import predict_recording
 
     prediction = predict_recording(model, waveform, sampling_rate)
-    segmentation, warning = (None, "segmentation skipped") if not segment else \
+    segmentation, warning = (None, "segmentation switched off") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method)

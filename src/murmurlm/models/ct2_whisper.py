@@ -472,8 +472,9 @@ def whisper_config_from_ct2(ct2: CT2Model, tokens: WhisperTokens | None = None):
     enc_ffn = ct2.get("encoder/layer_0/ffn/linear_0/weight").shape[0]
     dec_ffn = ct2.get("decoder/layer_0/ffn/linear_0/weight").shape[0]
     cfg = ct2.config
-    eot = tokens.eot if tokens else 50257
-    sot = tokens.sot if tokens else 50258
+    # Without a tokenizer: OpenAI's multilingual ids where the vocabulary has them, else none.
+    eot = tokens.eot if tokens else (50257 if vocab_size > 50258 else None)
+    sot = tokens.sot if tokens else (50258 if vocab_size > 50258 else None)
     return WhisperConfig(
         vocab_size=int(vocab_size),
         num_mel_bins=int(conv1.shape[1]),
@@ -486,7 +487,8 @@ def whisper_config_from_ct2(ct2: CT2Model, tokens: WhisperTokens | None = None):
         decoder_ffn_dim=int(dec_ffn),
         max_source_positions=int(ct2.get("encoder/position_encodings/encodings").shape[0]),
         max_target_positions=int(ct2.get("decoder/position_encodings/encodings").shape[0]),
-        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot, decoder_start_token_id=sot,
+        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+        **({"decoder_start_token_id": sot} if sot is not None else {}),
         suppress_tokens=list(cfg.get("suppress_ids", [])) or None,
         begin_suppress_tokens=list(cfg.get("suppress_ids_begin", [])) or None,
         tie_word_embeddings=True,

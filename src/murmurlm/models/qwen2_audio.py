@@ -108,10 +108,12 @@ class Qwen2AudioBackend(AudioLMBackend):
         self.sampling_rate = int(fe.sampling_rate)
         self.max_audio_seconds = float(fe.n_samples) / fe.sampling_rate
         tok = self.tokenizer
+        vocab = tok.get_vocab()
+        for special in ("<|im_end|>", "<|endoftext|>", processor.audio_token):
+            if special not in vocab:
+                raise AudioLMError(f"{source}: tokenizer has no {special} token; not a Qwen2-Audio tokenizer")
         self.end_id = tok.convert_tokens_to_ids("<|im_end|>")
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
-        if self.end_id is None or self.end_id == tok.unk_token_id and "<|im_end|>" not in tok.get_vocab():
-            raise AudioLMError(f"{source}: tokenizer has no <|im_end|> token; not a Qwen2-Audio tokenizer")
         stop = {self.end_id, tok.convert_tokens_to_ids("<|endoftext|>")}
         self.stop_ids = sorted(i for i in stop if i is not None)
 

@@ -452,17 +452,15 @@ class WhisperLMBackend(AudioLMBackend):
                     part = seqs[g:g + group]
                     ids, mask = _pad([p + a for p, a in part], self.tokens.eot, "right")
                     labels, _ = _pad([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
-                    enc = hidden[torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)]
-                    hidden_dec = model.model(encoder_outputs=(enc,), decoder_input_ids=ids.to(dev),
-                                             decoder_attention_mask=mask.to(dev), use_cache=False).last_hidden_state
+                    rows = torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)
+                    hidden_dec = _decode_shared_audio(model, hidden, rows, ids.to(dev), mask.to(dev))
                     target = labels[:, 1:].to(dev)
                     keep = target != IGNORE_INDEX
                     # the output layer on the answer positions only
                     logp = torch.log_softmax(model.proj_out(hidden_dec[:, :-1][keep]).float(), dim=-1)
                     tok = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
-                    rows = keep.nonzero()[:, 0]
                     sums = torch.zeros(len(part), dtype=torch.float64, device=dev).index_add_(
-                        0, rows, tok.double()).cpu().numpy()
+                        0, keep.nonzero()[:, 0], tok.double()).cpu().numpy()
                     for j, s in enumerate(sums):
                         i, t, c = owners[g + j]
                         results[t][start + i, c] = s
@@ -564,6 +562,32 @@ class WhisperLMBackend(AudioLMBackend):
         if self._encoder_cache_on and not self.encoder_frozen:
             raise ConfigError(f"{directory}: this adapter trains the encoder; load with encoder_cache=False")
         self.clear_encoder_cache()
+
+
+def _decode_shared_audio(model, hidden: torch.Tensor, rows: torch.Tensor, ids: torch.Tensor,
+                         mask: torch.Tensor) -> torch.Tensor:
+    """Decoder hidden states of many sequences about a few audios (``rows`` picks each sequence's
+    audio in ``hidden``), with each audio's cross-attention keys and values computed once.
+
+    Scoring asks ~40 (question, candidate) sequences per audio window; projecting the encoder
+    states to keys and values per sequence would be most of the work. They are computed per audio
+    and handed to the decoder as an already-filled cross-attention cache.
+    """
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    decoder = model.model.decoder
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    for i, layer in enumerate(decoder.layers):
+        attn = layer.encoder_attn
+        shape = (hidden.shape[0], hidden.shape[1], -1, attn.head_dim)
+        k = attn.k_proj(hidden).view(shape).transpose(1, 2)
+        v = attn.v_proj(hidden).view(shape).transpose(1, 2)
+        cache.cross_attention_cache.update(k.index_select(0, rows).contiguous(),
+                                           v.index_select(0, rows).contiguous(), i)
+        cache.is_updated[i] = True
+    out = model.model(encoder_outputs=(hidden.index_select(0, rows),), decoder_input_ids=ids,
+                      decoder_attention_mask=mask, cache=cache, use_cache=True)
+    return out.last_hidden_state
 
 
 def _read_meta(directory: Path, required: bool = True) -> dict:

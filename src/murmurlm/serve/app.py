@@ -9,7 +9,7 @@ Endpoints
   ``audio/wav`` / ``audio/flac`` body; any sampling rate, mono or stereo (mixed down and resampled,
   and said so in ``warnings``). ``?plot=true`` adds the report figure as a base64 PNG.
 - ``POST /v1/ask`` - a free-form question about a recording, when an audio-LM checkpoint is loaded.
-- ``GET /docs``, ``GET /openapi.json`` - the OpenAPI schema.
+- ``GET /openapi.json`` - the OpenAPI schema (no ``/docs`` viewer: FastAPI's loads from a CDN).
 
 Safety
 ------
@@ -189,7 +189,7 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
 
 
 class _Service:
-    """What one app holds: the model (loaded once), its lock, the limits and the temp directory."""
+    """What one app holds: the model (loaded once), the limits, the workers and the temp directory."""
 
     def __init__(self, model: Any, max_upload_mb: float, max_duration_s: float, min_duration_s: float,
                  tmp_dir: str | Path | None, segment: bool, segment_method: str, audio_lm: Any,
@@ -309,22 +309,16 @@ class _Service:
         """The blocking part of /v1/predict (runs in a worker thread)."""
         import torch
 
-        from murmurlm.inference.predict import predict_recording
-        from murmurlm.inference.report import murmur_report, plot_report, segment_recording
+        from murmurlm.inference.report import analyse_recording, plot_report
 
         start = time.perf_counter()
         rec = self.decode(filename, data, self.sampling_rate)
         # Inference is stateless (eval mode, no autograd), so worker threads share the model
         # without a lock; tests/serve/test_app.py checks concurrent answers against sequential ones.
         with torch.inference_mode():
-            prediction = predict_recording(self.model, rec.waveform, rec.sampling_rate)
-        if self.segment:
-            segmentation, seg_warning = segment_recording(rec.waveform, rec.sampling_rate, self.segment_method)
-        else:
-            segmentation, seg_warning = None, "segmentation disabled on this server"
-        report = murmur_report(prediction, segmentation, rec.waveform, rec.sampling_rate, notes=rec.notes,
-                               source=filename, segmentation_warning=seg_warning,
-                               segmentation_method=self.segment_method)
+            report, _, segmentation = analyse_recording(
+                self.model, rec.waveform, rec.sampling_rate, segment=self.segment,
+                segment_method=self.segment_method, notes=rec.notes, source=filename)
         if plot:
             buf = io.BytesIO()
             plot_report(rec.waveform, rec.sampling_rate, report, segmentation, buf, title=filename)
@@ -396,7 +390,9 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
         yield
         service.close()
 
-    app = FastAPI(title="murmurlm", version=_version(), lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's viewers load their scripts from a CDN, and this service must
+    # work offline; the schema itself is /openapi.json.
+    app = FastAPI(title="murmurlm", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Heart-murmur characterisation of phonocardiograms: the 11 CirCor "
                               "murmur features with class probabilities, heart cycles and a quality flag.")
     app.state.service = service
@@ -420,13 +416,9 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
 
     @app.get("/healthz", response_model=Health)
     def healthz():
-        from murmurlm.inference.report import segment_recording  # noqa: F401 - importable check
+        from murmurlm.inference.report import segmentation_available
 
-        try:
-            import murmurlm.signal.segment as seg_module
-            has_seg = hasattr(seg_module, "pcg_segment")
-        except ImportError:
-            has_seg = False
+        has_seg = segmentation_available()
         return {"status": "ok", "model": service.model_name, "sampling_rate": service.sampling_rate,
                 "ask": service.audio_lm is not None, "segmentation": bool(service.segment and has_seg),
                 "limits": {"max_upload_mb": service.max_upload_mb, "max_duration_s": service.max_duration_s,
