@@ -221,6 +221,26 @@ def fmt(v, d: int = 3) -> str:
     return "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
 
 
+def window_table(report: dict) -> list[str]:
+    """Markdown lines of the window-length cost table."""
+    old = any("decoder_train_step_ms_batch16" in p for p in report["window_probe"])
+    what = ("encoder forward for one window (batch 1), and one decoder forward + backward (batch 16, LoRA) on "
+            "those encoder states with Whisper's output layer over every decoder position (the probe of the first "
+            "benchmark version; the loss now projects only the answer positions, which is cheaper)") if old else (
+            "encoder forward per window (batches of 8), and one training step (collate + loss + backward, batch 16, "
+            "decoder LoRA) on cached encoder states")
+    lines = ["", f"Cost per window length ({report['source']}, {report['threads']} thread(s), median of "
+                 f"{report.get('probe_reps', 2)}, on the shared 2-core machine under load): {what}.", ""]
+    if report.get("command") and "--probe-only" in report["command"]:
+        lines += [f"Command: `{report['command']}`", ""]
+    lines += [f"| window | encoder positions | encoder ms / window | {'decoder step ms' if old else 'training step ms'} |",
+              "|---:|---:|---:|---:|"]
+    for p in report["window_probe"]:
+        step = p.get("train_step_ms_batch16", p.get("decoder_train_step_ms_batch16"))
+        lines.append(f"| {p['window_seconds']:g} s | {p['encoder_positions']} | {p['encoder_ms_per_window']} | {step} |")
+    return lines
+
+
 def write_markdown(report: dict, path: Path) -> None:
     models = report["models"]
     names = list(models)
@@ -261,15 +281,7 @@ def write_markdown(report: dict, path: Path) -> None:
     for k, v in report["long_tail"].items():
         lines.append(f"| {k} | {v['train_patients']} | {v['test_support']} | {fmt(v['recall'], 2)} |")
     if report.get("window_probe"):
-        lines += ["", f"Cost per window length (this model, one thread, median of {report.get('probe_reps', 2)}, on the "
-                      "shared machine): encoder forward per window (batches of 8), and one training step (collate + "
-                      "loss + backward, batch 16, decoder LoRA) on cached encoder states.", "",
-                  "| window | encoder positions | encoder ms / window | training step ms |", "|---:|---:|---:|---:|"]
-        if report.get("probe_command"):
-            lines[-2:-2] = [f"Measured by: `{report['probe_command']}`", ""]
-        for p in report["window_probe"]:
-            lines.append(f"| {p['window_seconds']:g} s | {p['encoder_positions']} | {p['encoder_ms_per_window']} | "
-                         f"{p['train_step_ms_batch16']} |")
+        lines += window_table(report)
     lines += ["", *report.get("notes", []), ""]
     path.write_text("\n".join(lines))
 
@@ -313,14 +325,12 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     probe = window_probe(args.source, [float(w) for w in args.window_probe.split(",")]) if args.window_probe else []
-    if args.probe_only:  # refresh the probe of an existing report
-        path = args.out / "whisper_lm.json"
-        report = json.loads(path.read_text())
-        report["window_probe"] = probe
-        report["probe_command"] = "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(
-            argv if argv is not None else sys.argv[1:])
-        path.write_text(json.dumps(report, indent=2, default=float) + "\n")
-        write_markdown(report, args.out / "whisper_lm.md")
+    if args.probe_only:  # the window-length costs alone, in their own files
+        report = {"command": "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(
+                      argv if argv is not None else sys.argv[1:]),
+                  "source": args.source, "threads": args.threads, "probe_reps": 2, "window_probe": probe}
+        (args.out / "whisper_lm_windows.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out / "whisper_lm_windows.md").write_text("\n".join(window_table(report)) + "\n")
         return 0
 
     dataset = load_circor(args.data, on_error="skip")

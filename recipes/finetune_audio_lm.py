@@ -7,11 +7,13 @@ Run::
         recipes/finetune_audio_lm.py --config configs/audio_lm/qwen2_audio_7b.yaml --data DIR --out RUN_DIR
 
 The loop is written out (torchtune style) on :class:`accelerate.Accelerator`: one process per GPU
-(DDP, or DeepSpeed ZeRO / FSDP through the accelerate config), ``train.batch_size`` examples per
-optimiser step *in total* (split across processes, ``split_batches``), ``grad_accum`` micro-steps,
-gradient clipping, a warmup + cosine schedule, one JSON line per logged step in ``metrics.jsonl``.
-The loss of a step is the mean over the answer tokens of the whole global batch (token sums are
-gathered across processes), so N processes compute the gradient one process computes.
+(DDP, or DeepSpeed ZeRO-2 through the accelerate config; FSDP is refused for now),
+``train.batch_size`` examples per micro-step *in total* (split across processes,
+``split_batches``), ``grad_accum`` micro-steps per optimiser step, gradient clipping, a warmup +
+cosine schedule, one JSON line per logged step in ``metrics.jsonl``.
+The loss of a micro-step is the mean over the answer tokens of its whole global batch (token counts
+are summed across processes), so N processes compute the gradient one process computes; with
+``grad_accum`` > 1 the micro-step losses are averaged.
 
 Every ``eval_every`` steps (and at the end) the validation patients are scored closed-set: each
 window of each recording, every feature, every class answer by its log-likelihood; recordings are
@@ -293,6 +295,25 @@ def _save_checkpoint(out: Path, backend, optimizer, scheduler, step: int, epoch:
     accelerator.wait_for_everyone()
 
 
+def _check_distributed(accelerator, tc: TrainConfig) -> None:
+    """Refuse what the recipe does not support; fill in DeepSpeed's batch settings from the config."""
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    if kind == DistributedType.FSDP:
+        raise ConfigError("FSDP is not supported by recipes/finetune_audio_lm.py yet (saving a sharded LoRA "
+                          "adapter and closed-set evaluation need full-parameter gathering); use "
+                          "configs/accelerate/multi_gpu_ddp.yaml or deepspeed_zero2.yaml")
+    if kind == DistributedType.DEEPSPEED:
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        if ds.get("zero_optimization", {}).get("stage", 0) == 3:
+            raise ConfigError("DeepSpeed ZeRO-3 shards the weights, which closed-set evaluation does not "
+                              "support; use zero_stage 2 (configs/accelerate/deepspeed_zero2.yaml)")
+        ds["train_micro_batch_size_per_gpu"] = tc.batch_size // accelerator.num_processes
+        ds["gradient_accumulation_steps"] = tc.grad_accum
+        ds["gradient_clipping"] = tc.max_grad_norm
+
+
 # --------------------------------------------------------------------------------------------
 # the recipe
 
@@ -371,6 +392,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+    _check_distributed(accelerator, tc)
     backend.model, optimizer = accelerator.prepare(backend.model, optimizer)
     metrics_log = MetricsLog(out / "metrics.jsonl")
     if state is not None and accelerator.is_main_process:

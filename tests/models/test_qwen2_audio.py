@@ -120,6 +120,7 @@ def test_loss_mask_covers_exactly_the_answer_tokens(tiny):
     assert torch.allclose(backend.loss(batch), total / backend.count_loss_tokens(batch))
 
 
+@pytest.mark.slow  # its fixture trains for ~10 s
 def test_learns_two_class_audio_question_and_scores_it_right(trained):
     backend, losses = trained
     assert losses[0] > 3.0
@@ -233,3 +234,25 @@ def test_bfloat16_base_with_float32_lora(tiny):
     assert all(torch.isfinite(p.grad).all() for p in backend.trainable_parameters())
     probs = backend.score([pcg_window("High", 61)], [QUESTION], CLASSES)
     assert probs.dtype == np.float64 and abs(probs.sum() - 1) < 1e-9
+
+
+def test_thirty_second_window_like_the_7b(tiny, tmp_path):  # tiny: one thread
+    """Qwen2-Audio-7B's audio path: 128 mel bins, features padded to 30 s (3000 frames), 25 audio
+    tokens per second; a 64 s CirCor recording is scored as three 30 s windows."""
+    from murmurlm.models.instructions import AudioOptions, load_prompts, DEFAULT_PROMPTS, recording_probabilities
+
+    source = build_tiny_qwen2_audio(tmp_path / "tiny30", seed=0, window_seconds=30, num_mel_bins=128)
+    backend = Qwen2AudioBackend.load(source)
+    assert backend.max_audio_seconds == 30.0
+    recording = pcg_window("Low", 3, seconds=64.0)
+    batch = backend.collate([Example(recording[: 30 * 16000], QUESTION, "Low"),
+                             Example(recording[: 7 * 16000], QUESTION, "High")])
+    assert batch["input_features"].shape == (2, 128, 3000)
+    assert batch["feature_attention_mask"].sum(1).tolist() == [3000, 700]
+    audio_id = backend.unwrapped_model.config.audio_token_id
+    assert (batch["input_ids"] == audio_id).sum(1).tolist() == [750, 175]
+    prompts = load_prompts(DEFAULT_PROMPTS)
+    probs = recording_probabilities(backend, recording, prompts, AudioOptions(window_seconds=30.0),
+                                    ["Murmur", "Systolic murmur pitch"], location="MV")
+    assert probs["Murmur"].shape == (3,) and probs["Systolic murmur pitch"].shape == (4,)
+    np.testing.assert_allclose([p.sum() for p in probs.values()], 1.0)

@@ -202,8 +202,10 @@ def test_path_traversal_filenames_stay_inside(predictor, tmp_path, wave, filenam
     tmp_dir = tmp_path / "a" / "b" / "service-tmp"
     app = create_app(predictor, tmp_dir=tmp_dir)
     with TestClient(app) as client:
-        r = post_file(client, encode(wave, 4000), filename)
+        data = encode(wave, 4000)
+        r = post_file(client, data, filename)
         assert r.status_code == 200, r.text
+        assert r.json()["input"]["bytes"] == len(data)  # the upload was analysed, not the named file
         shown = r.json()["input"]["filename"]
         assert "/" not in shown and "\\" not in shown and ".." not in shown and "\x00" not in shown
         assert os.listdir(tmp_dir) == []
@@ -351,3 +353,32 @@ def test_segmentation_switched_off(predictor, tmp_path, wave):
         assert body["segmentation"]["available"] is False and body["quality"]["method"] == "energy"
         assert "segmentation switched off" in body["warnings"]
         assert base64.b64decode(body["plot_png"])[:4] == b"\x89PNG"
+
+
+def test_corrupted_files_never_give_a_500(predictor, tmp_path, wave):
+    """Bytes flipped, cut or inserted anywhere in a WAV or FLAC header or body: a 200 or a 4xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    sources = [encode(wave[:12000], 4000), encode(wave[:12000], 4000, "FLAC")]
+    tmp_dir = tmp_path / "svc"
+    client = TestClient(create_app(predictor, tmp_dir=tmp_dir), raise_server_exceptions=False)
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(which=st.integers(0, 1), pos=st.integers(0, 200), value=st.binary(min_size=1, max_size=8),
+           action=st.sampled_from(["replace", "cut", "insert"]))
+    def check(which, pos, value, action):
+        data = sources[which]
+        if action == "replace":
+            data = data[:pos] + value + data[pos + len(value):]
+        elif action == "cut":
+            data = data[:pos]
+        else:
+            data = data[:pos] + value + data[pos:]
+        r = post_file(client, data, "fuzz.wav")
+        assert r.status_code == 200 or 400 <= r.status_code < 500, (r.status_code, r.text)
+        if r.status_code != 200:
+            assert r.json()["detail"].startswith("fuzz.wav: ") or r.json()["reason"] in ("empty",)
+        assert os.listdir(tmp_dir) == []
+
+    check()

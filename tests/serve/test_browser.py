@@ -87,6 +87,11 @@ def test_upload_shows_table_figure_and_download(server, browser, tmp_path):
     data = json.loads(Path(info.value.path()).read_text())
     assert [f["name"] for f in data["features"]] == list(L.FEATURE_NAMES)
     assert "plot_png" not in data
+    overridden = [f["name"] for f in data["features"] if f["overridden"]]
+    assert page.is_visible("#override-note") == bool(overridden)
+    for i, f in enumerate(data["features"]):
+        p_text = rows.nth(i).locator("td").nth(2).inner_text()
+        assert p_text == ("*" if f["overridden"] else f"{f['probability']:.2f}")
     assert info.value.suggested_filename == "synthetic murmur.murmurlm.json"
     assert errors == []
     page.close()

@@ -264,7 +264,7 @@ class AudioLMBackend(abc.ABC):
     # --- helpers shared by every backend --------------------------------------------------------
     @property
     def unwrapped_model(self) -> "torch.nn.Module":
-        """``model`` with DDP / FSDP / accelerate wrappers removed (follows ``.module``)."""
+        """``model`` with DDP / DeepSpeed / accelerate wrappers removed (follows ``.module``)."""
         model = self.model
         while hasattr(model, "module") and not hasattr(model, "peft_config"):
             model = model.module

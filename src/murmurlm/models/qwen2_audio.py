@@ -136,7 +136,9 @@ class Qwen2AudioBackend(AudioLMBackend):
             processor = AutoProcessor.from_pretrained(source)
             model = Qwen2AudioForConditionalGeneration.from_pretrained(source, dtype=torch_dtype)
         except OSError as err:
-            raise AudioLMError(f"cannot load Qwen2-Audio from {source!r}: {err}") from None
+            detail = " ".join(str(err).split())
+            raise AudioLMError(f"cannot load Qwen2-Audio from {source!r}: {detail} (a Hub id needs the network or "
+                               "the Hub cache; else download it and give the local folder)") from None
         if not isinstance(processor, Qwen2AudioProcessor):
             raise AudioLMError(f"{source}: processor is {type(processor).__name__}, not Qwen2AudioProcessor")
         model.to(dev)

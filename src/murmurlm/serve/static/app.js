@@ -67,6 +67,8 @@ function show(name, data) {
     body.appendChild(row);
   }
 
+  document.getElementById("override-note").hidden = !data.features.some((f) => f.overridden);
+
   const plot = document.getElementById("plot");
   if (data.plot_png) {
     plot.src = "data:image/png;base64," + data.plot_png;
