@@ -142,7 +142,8 @@ def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: Split)
     return make_predictor(model, cfg, murmur_scale=[1.0, 1.0, 1.0]).predict_features(split.features)
 
 
-def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: Split) -> dict:
+def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: Split,
+                    murmur_only: bool = False) -> dict:
     """Patient-level validation metrics: Murmur weighted accuracy, macro-F1 per feature, and the
     selection score (their mean: 0.5 * weighted accuracy + 0.5 * mean macro-F1 of the 11)."""
     preds = []
@@ -159,6 +160,8 @@ def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]]
     truth = [p.labels for p in split.patients]
     out = {"murmur_weighted_accuracy": challenge_murmur_score([t[L.MURMUR.name] for t in truth],
                                                               [p[L.MURMUR.name] for p in preds])}
+    if murmur_only:
+        return out
     f1 = {}
     for name in L.FEATURE_NAMES:
         f1[name] = feature_metrics([t[name] for t in truth], [p[name] for p in preds], name)["macro_f1"]
@@ -176,7 +179,7 @@ def tune_murmur_scale(predictor: Predictor, rec_probs, split: Split) -> tuple[li
     for sp in grid:
         for su in grid:
             predictor.murmur_scale = np.array([sp, su, 1.0])
-            wacc = patient_metrics(predictor, rec_probs, split)["murmur_weighted_accuracy"]
+            wacc = patient_metrics(predictor, rec_probs, split, murmur_only=True)["murmur_weighted_accuracy"]
             dist = abs(math.log(sp)) + abs(math.log(su))
             if (wacc, -dist) > (best[0], -best[1]):
                 best = (wacc, dist, [sp, su, 1.0])

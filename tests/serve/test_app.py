@@ -188,6 +188,12 @@ def test_bad_requests(client, content_type, body, status, reason):
     assert r.json()["reason"] == reason
 
 
+def test_bad_query_parameter(client, wave):
+    r = post_file(client, encode(wave, 4000), query="?plot=perhaps")
+    assert r.status_code == 422 and r.json()["reason"] == "invalid_parameter"
+    assert "plot" in r.json()["detail"]
+
+
 def test_two_files_in_one_form(client, wave):
     data = encode(wave, 4000)
     r = client.post("/v1/predict", files=[("file", ("a.wav", data, "audio/wav")), ("file", ("b.wav", data, "audio/wav"))])
@@ -271,7 +277,7 @@ def test_healthz_openapi_and_page(client):
     assert client.get("/docs").status_code == 404  # its viewer would load scripts from a CDN
     post = schema["paths"]["/v1/predict"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
-    assert {"200", "400", "413", "415", "422"} <= set(post["responses"])
+    assert {"200", "400", "408", "413", "415", "422", "503"} <= set(post["responses"])
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'id="file-input"' in page.text
@@ -326,7 +332,8 @@ def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
         assert body["question"] == question and body["answer"] == expected.strip()
         assert "resampled from 4000 Hz to 16000 Hz" in body["warnings"]
         assert f"only the first {trained.max_audio_seconds:g} s were given to the audio model" in body["warnings"]
-        assert client.post("/v1/ask", files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")}).status_code == 422
+        no_question = client.post("/v1/ask", files={"file": ("rec.wav", encode(wave, 4000), "audio/wav")})
+        assert no_question.status_code == 422 and "question" in no_question.json()["detail"]
         r = client.post("/v1/ask", params={"question": "q"}, files={"file": ("x.wav", b"junk" * 10, "audio/wav")})
         assert r.status_code == 415
         assert os.listdir(tmp_path / "svc") == []

@@ -22,6 +22,7 @@ def serve_command(
     min_duration: float = typer.Option(2.0, "--min-duration", help="Shortest accepted recording (s)."),
     workers: int = typer.Option(4, "--workers", help="Requests processed at once, sharing the one loaded model."),
     max_pending: int = typer.Option(32, "--max-pending", help="Requests admitted at once; more get 503."),
+    body_timeout: float = typer.Option(60.0, "--body-timeout", help="Seconds allowed for an upload to arrive (408 after)."),
     threads: int = typer.Option(1, "--threads", help="torch threads per operation (requests already run in parallel)."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles (heart rate, quality)."),
     segment_method: str = typer.Option("springer", "--segment-method", help="Segmenter: springer or mamba."),
@@ -41,7 +42,7 @@ def serve_command(
     app = create_app(model, max_upload_mb=max_upload_mb, max_duration_s=max_duration,
                      min_duration_s=min_duration, segment=segment, segment_method=segment_method,
                      audio_lm=backend, max_workers=workers,
-                     max_pending=max_pending, torch_threads=threads)
+                     max_pending=max_pending, torch_threads=threads, body_timeout_s=body_timeout)
     log.info("murmurlm serving on http://%s:%d (model %s)", host, port, app.state.service.model_name)
     uvicorn.run(app, host=host, port=port, log_level="info", workers=1)
 

@@ -14,8 +14,8 @@ Endpoints
 Safety
 ------
 The body is read by the endpoint itself, counting bytes, so an upload over ``max_upload_mb`` is
-refused with 413 whether or not it announces its length, and nothing is spooled to the system's
-temporary folder. The audio is written to one ``mkstemp`` file inside the service's own temporary
+refused with 413 whether or not it announces its length, a body that has not arrived after
+``body_timeout_s`` gets 408, and nothing is spooled to the system's temporary folder. The audio is written to one ``mkstemp`` file inside the service's own temporary
 directory (the client's file name is only echoed, never used as a path) and removed in a
 ``finally``; the directory itself is removed at shutdown. Every unusable file gets a 4xx with a
 ``detail`` sentence and a ``reason`` code; a decoder never sees more than ``max_duration_s`` of
@@ -59,6 +59,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -182,7 +183,7 @@ _UPLOAD_BODY = {
         },
     }
 }
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,10 +194,11 @@ class _Service:
 
     def __init__(self, model: Any, max_upload_mb: float, max_duration_s: float, min_duration_s: float,
                  tmp_dir: str | Path | None, segment: bool, segment_method: str, audio_lm: Any,
-                 max_workers: int, max_pending: int, torch_threads: int | None):
-        if max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1:
+                 max_workers: int, max_pending: int, torch_threads: int | None, body_timeout_s: float):
+        if (max_upload_mb <= 0 or max_duration_s <= 0 or min_duration_s < 0 or max_workers < 1 or max_pending < 1
+                or body_timeout_s <= 0):
             raise ConfigError("create_app: limits must be positive (max_upload_mb, max_duration_s, "
-                             "max_workers, max_pending) and min_duration_s >= 0")
+                              "max_workers, max_pending, body_timeout_s) and min_duration_s >= 0")
         if torch_threads is not None:
             import torch
 
@@ -230,6 +232,7 @@ class _Service:
         self.lm_lock = threading.Lock()
         self.limiter = anyio.CapacityLimiter(max_workers)
         self.max_pending = max_pending
+        self.body_timeout_s = float(body_timeout_s)
         self.pending = 0  # requests being read or processed; changed on the event loop only
         self.own_tmp = tmp_dir is None
         self.tmp_dir = Path(tempfile.mkdtemp(prefix="murmurlm-serve-")) if tmp_dir is None else Path(tmp_dir)
@@ -260,11 +263,16 @@ class _Service:
                 raise ServiceError(413, "too_large", f"upload of {size / 2**20:.1f} MiB exceeds the "
                                    f"limit of {self.max_upload_mb:g} MiB")
         chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise ServiceError(413, "too_large", f"upload exceeds the limit of {self.max_upload_mb:g} MiB")
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(self.body_timeout_s):
+                async for chunk in request.stream():
+                    total += len(chunk)
+                    if total > limit:
+                        raise ServiceError(413, "too_large", f"upload exceeds the limit of {self.max_upload_mb:g} MiB")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ServiceError(408, "timeout", f"the upload did not arrive within {self.body_timeout_s:g} s "
+                               f"({total} bytes received)") from None
         return b"".join(chunks)
 
     def upload(self, request: Request, body: bytes):
@@ -353,7 +361,7 @@ class _Service:
 def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: float = 120.0,
                min_duration_s: float = 2.0, tmp_dir: str | Path | None = None, segment: bool = True,
                segment_method: str = "springer", audio_lm: Any = None, max_workers: int = 4,
-               max_pending: int = 32, torch_threads: int | None = None) -> FastAPI:
+               max_pending: int = 32, torch_threads: int | None = None, body_timeout_s: float = 60.0) -> FastAPI:
     """Build the FastAPI app.
 
     Parameters
@@ -376,6 +384,9 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
     max_pending
         Requests admitted at once (reading, waiting, processing); more get 503 with Retry-After,
         which bounds the memory held by uploads to about ``max_pending * max_upload_mb``.
+    body_timeout_s
+        Time allowed for the request body to arrive; a slower upload gets 408, so a stalled client
+        cannot hold an admission slot.
     torch_threads
         ``torch.set_num_threads`` for the process (None: leave it). ``murmurlm serve`` uses 1:
         requests run in parallel threads, and intra-op threads on top of them oversubscribe the
@@ -383,7 +394,7 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
         with 1).
     """
     service = _Service(model, max_upload_mb, max_duration_s, min_duration_s, tmp_dir, segment,
-                       segment_method, audio_lm, max_workers, max_pending, torch_threads)
+                       segment_method, audio_lm, max_workers, max_pending, torch_threads, body_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -401,6 +412,12 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
     async def _service_error(request: Request, err: ServiceError):
         headers = {"Retry-After": "1"} if err.status == 503 else None
         return JSONResponse({"detail": err.detail, "reason": err.reason}, status_code=err.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, err: RequestValidationError):
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in err.errors()]
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request", "reason": "invalid_parameter"},
+                            status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception):  # pragma: no cover - a bug, logged

@@ -1,0 +1,47 @@
+"""A client that stops sending its body gets 408 and frees its slot (real uvicorn, raw socket)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from predict_helpers import tiny_predictor
+
+
+def test_stalled_upload_gets_408(tmp_path):
+    uvicorn = pytest.importorskip("uvicorn")
+    from murmurlm.serve.app import create_app
+
+    app = create_app(tiny_predictor(), tmp_dir=tmp_path / "svc", body_timeout_s=1.0, max_pending=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                         b"Content-Length: 100000\r\n\r\nRIFF")  # ... and nothing more
+            start = time.monotonic()
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            waited = time.monotonic() - start
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert b'"reason":"timeout"' in reply and b"4 bytes received" in reply
+        assert waited < 10
+        assert app.state.service.pending == 0  # the slot is free again
+    finally:
+        server.should_exit = True
+        thread.join(10)
