@@ -91,7 +91,7 @@ def pooled_murmur_scale(cfg, dataset, k: int, runs: Path) -> tuple[list[float], 
         owner.extend((part.recording_patient + len(patients)).tolist())
         patients.extend(part.patients)
         probs.extend(predictor.predict_features(part.features))
-    pooled = train_compact.Split(patients, [], {}, np.asarray(owner))
+    pooled = train_compact.SplitData(patients, [], {}, np.asarray(owner))
     scale, wacc = train_compact.tune_murmur_scale(predictor, probs, pooled)
     return scale, wacc, len(patients)
 

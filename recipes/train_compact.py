@@ -101,7 +101,7 @@ def load_train_config(path: str | Path | None = None, overrides: Sequence[str] =
 
 
 @dataclass
-class Split:
+class SplitData:
     """Features, targets and patients of one side of a split."""
 
     patients: list
@@ -119,14 +119,14 @@ def default_val_split(patients: Sequence, fraction: float, seed: int) -> tuple[l
     return split.train, split.val
 
 
-def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> Split:
+def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> SplitData:
     recordings = [r for p in patients for r in p.recordings]
     feats = recording_features(recordings, cfg.front_end, cache_dir=cfg.cache_dir, progress=progress)
     heads = head_names(cfg.model.aux_outcome)
     rows = [recording_targets(p, r, heads, cfg.character_targets) for p in patients for r in p.recordings]
     targets = {h: np.array([row[h] for row in rows], dtype=np.int64) for h in heads}
     owner = np.array([i for i, p in enumerate(patients) for _ in p.recordings], dtype=np.int64)
-    return Split(list(patients), feats, targets, owner)
+    return SplitData(list(patients), feats, targets, owner)
 
 
 def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> Predictor:
@@ -136,13 +136,13 @@ def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> 
                      cfg.murmur_scale if murmur_scale is None else murmur_scale)
 
 
-def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: Split) -> list[dict[str, np.ndarray]]:
+def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: SplitData) -> list[dict[str, np.ndarray]]:
     """Raw (unscaled) per-recording class probabilities of a split."""
     model.eval()
     return make_predictor(model, cfg, murmur_scale=[1.0, 1.0, 1.0]).predict_features(split.features)
 
 
-def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: Split,
+def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: SplitData,
                     murmur_only: bool = False) -> dict:
     """Patient-level validation metrics: Murmur weighted accuracy, macro-F1 per feature, and the
     selection score (their mean: 0.5 * weighted accuracy + 0.5 * mean macro-F1 of the 11)."""
@@ -171,7 +171,7 @@ def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]]
     return out
 
 
-def tune_murmur_scale(predictor: Predictor, rec_probs, split: Split) -> tuple[list[float], float]:
+def tune_murmur_scale(predictor: Predictor, rec_probs, split: SplitData) -> tuple[list[float], float]:
     """Per-class factors on recording P(Murmur) (Present, Unknown; Absent fixed at 1) that maximise
     the validation weighted accuracy, searched on a small log grid; ties keep the factor nearest 1."""
     grid = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]

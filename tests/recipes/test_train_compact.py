@@ -28,7 +28,8 @@ def timing_specs(n: int, offset: int = 0) -> list[list[MurmurSpec]]:
 
 
 TINY = ["epochs=6", "patience=6", "batch_size=16", "crops_per_recording=8", "crop_seconds=2.0",
-        "window_hop_seconds=1.0", "lr=0.005", "model.channels=[8,16]", "model.dropout=0.0", "threads=1"]
+        "window_hop_seconds=1.0", "lr=0.005", "model.channels=[8,16]", "model.dropout=0.0", "threads=1",
+        "murmur_scale=[1.0,1.0,1.0]"]
 
 
 @pytest.fixture(scope="module")
