@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -123,8 +124,7 @@ def main() -> None:
     for name, s in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{s.get(k, float('nan')):.3f}" if isinstance(s.get(k), float)
                                                   else str(s.get(k, "")) for _, k in cols) + " |")
-    lines += ["", "Command: `nice -n 10 .venv/bin/python benchmarks/segmentation.py " +
-              " ".join(f"--model {m}" for m in args.model) + "`", ""]
+    lines += ["", "Command: `nice -n 10 .venv/bin/python benchmarks/segmentation.py " + " ".join(sys.argv[1:]) + "`", ""]
     args.out.with_suffix(".md").write_text("\n".join(lines))
 
 

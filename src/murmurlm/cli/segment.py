@@ -11,10 +11,8 @@ state, clean-stretch agreement).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -32,20 +30,6 @@ METHODS = ("springer", "mamba")
 segment_app = typer.Typer(no_args_is_help=True, help="Heart-cycle segmentation: S1, systole, S2, diastole, unannotated.")
 
 
-def _load_recipe():
-    if not RECIPE.exists():
-        raise MurmurlmError(f"training recipe not found: {RECIPE} (murmurlm segment train needs the repository "
-                            "checkout, e.g. `pip install -e .` from a clone)")
-    name = "murmurlm_recipe_train_segmenter"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _check_method(method: str) -> str:
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -61,8 +45,10 @@ def train_command(
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value (max_minutes=5)."),
 ) -> None:
     """Train a segmenter on the training patients and score it on the validation patients."""
-    recipe = _load_recipe()
+    from murmurlm.cli.train import load_recipe
     from murmurlm.config import load_config
+
+    recipe = load_recipe(RECIPE)
 
     cfg = load_config(recipe.TrainConfig, config,
                       [*(overrides or []), f"method={_check_method(method)}", f"data={data}", f"out={out}"])
@@ -75,6 +61,8 @@ def _audio_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
+            if (p / "training_data").is_dir():  # a CirCor dataset folder
+                p = p / "training_data"
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
             if not found:
                 raise MurmurlmError(f"{p}: no .wav or .flac files")
@@ -99,7 +87,7 @@ def _model_and_method(spec: str):
 def predict_command(
     model: str = typer.Argument(..., help="springer or mamba (the shipped default model), or a model file "
                                           "(.npz Springer, .pt Mamba)."),
-    inputs: list[Path] = typer.Argument(..., help="Audio files (WAV/FLAC) or folders of them."),
+    inputs: list[Path] = typer.Argument(..., help="Audio files (WAV/FLAC), folders of them, or a CirCor folder."),
     out: Path = typer.Option(..., "--out", help="Folder for the .tsv files (<name>.tsv)."),
 ) -> None:
     """Segment recordings and write CirCor-format .tsv files."""

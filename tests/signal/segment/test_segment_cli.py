@@ -22,6 +22,12 @@ def test_predict_writes_tsv_files_the_reader_accepts(synthetic_circor, tmp_path)
         assert {s.state for s in segments} & {1, 3}
 
 
+def test_predict_accepts_a_circor_folder(synthetic_circor, tmp_path):
+    out = tmp_path / "all"
+    assert main(["segment", "predict", "springer", str(synthetic_circor), "--out", str(out)]) == 0
+    assert len(list(out.glob("*.tsv"))) == len(list((synthetic_circor / "training_data").glob("*.wav")))
+
+
 def test_evaluate_scores_against_the_tsv_files(synthetic_circor, tmp_path):
     report = tmp_path / "seg.json"
     assert main(["segment", "evaluate", "--data", str(synthetic_circor), "--method", "springer",

@@ -141,3 +141,23 @@ def test_four_state_decoding_never_outputs_state_zero():
     model.use_unannotated = False
     seg = pcg_segment(synth_pcg(6.0, 4000, unannotated=1.0, seed=3).waveform, 4000, method="mamba", model=model)
     assert seg.frame_states.min() >= 1 and is_valid_sequence(seg.frame_states)
+
+
+@pytest.mark.circor
+def test_shipped_checkpoint_on_real_recordings(circor_root):
+    from pathlib import Path
+
+    from murmurlm.data.circor import load_circor
+    from murmurlm.data.splits import read_patient_list
+    from murmurlm.signal.segment import default_model_path
+    from murmurlm.signal.segment.evaluation import evaluate_segmenter
+
+    if not default_model_path("mamba").exists():
+        pytest.skip("no Mamba segmenter shipped in this checkout")
+    val = Path(__file__).resolve().parents[3] / "splits" / "circor-dev" / "val.txt"
+    if not val.exists():
+        pytest.skip("splits/circor-dev/val.txt not found")
+    data = load_circor(circor_root, patient_ids=read_patient_list(val)[:3])
+    summary = evaluate_segmenter("mamba", data.recordings[:6], progress=False).summary()
+    assert summary["recordings"] > 0
+    assert summary["s1_f1"] > 0.8 and summary["s2_f1"] > 0.8, summary

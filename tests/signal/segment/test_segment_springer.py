@@ -70,6 +70,8 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         pcg_segment(x[:1000], 4000)
     with pytest.raises(ValueError, match="1-D"):
         pcg_segment(np.zeros((2, 8000)), 4000)
+    with pytest.raises(ValueError, match="NaN"):
+        pcg_segment(np.full(8000, np.nan), 4000)
     bad = tmp_path / "bad.npz"
     np.savez(bad, something=np.zeros(3))
     with pytest.raises(ConfigError, match="missing"):

@@ -148,6 +148,8 @@ def pcg_segment(waveform: np.ndarray, sampling_rate: float, method: str = "sprin
         raise ValueError(f"pcg_segment: sampling_rate must be positive Hz, got {sampling_rate!r}")
     if len(x) < sampling_rate:
         raise ValueError(f"pcg_segment: {len(x) / sampling_rate:.2f} s of audio; at least 1 s is needed")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("pcg_segment: the waveform contains NaN or infinite samples")
     if model is None:
         model = _default_model(method)
     elif isinstance(model, (str, Path)):

@@ -15,7 +15,6 @@ Examples
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np

@@ -33,8 +33,7 @@ torch.Size([200, 64])
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
