@@ -220,3 +220,23 @@ def test_pretrained_package_transcribes_espeak_speech(name, tmp_path):
         out = model.generate(feats, max_new_tokens=30, **kwargs)
     text = processor.tokenizer.decode(out[0], skip_special_tokens=True)
     assert _word_errors(_words(SENTENCE), _words(text)) <= 1, text
+
+
+@pytest.mark.parametrize("quantization", ["float16", "int8"])
+def test_folders_written_by_ctranslate2s_own_converter(tiny_pair, tmp_path, quantization):
+    """ctranslate2's converter (fused layers, aliases of equal tensors, int8 weights with scales)."""
+    ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (murmurlm[whisper])")
+    hf_dir, _ = tiny_pair
+    out = tmp_path / quantization
+    ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(str(out), quantization=quantization)
+    shutil.copy(hf_dir / "tokenizer.json", out / "tokenizer.json")  # the converter copies it on request only
+    ref, ref_proc = resolve_whisper_source(hf_dir)
+    model, proc = resolve_whisper_source(out)
+    tol = 0.02 if quantization == "float16" else 0.2  # int8: one quantisation step per weight row
+    torch.testing.assert_close(_logits(model, proc), _logits(ref, ref_proc), rtol=0, atol=tol)
+    feats = proc.feature_extractor(np.zeros(8000, np.float32), sampling_rate=16000, return_tensors="np").input_features
+    ct = ctranslate2.models.Whisper(str(out), device="cpu", compute_type="float32", intra_threads=1)
+    with torch.no_grad():
+        ours = model.model.encoder(torch.from_numpy(feats)).last_hidden_state.numpy()
+    theirs = np.asarray(ct.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True))
+    assert np.abs(ours - theirs).max() < 1e-3

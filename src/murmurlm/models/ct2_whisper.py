@@ -302,16 +302,24 @@ def write_ct2_model(path: str | Path, spec_name: str, spec_revision: int,
 # ---------------------------------------------------------------------------------------------
 # CTranslate2 Whisper <-> transformers Whisper
 # ---------------------------------------------------------------------------------------------
-def _linear(ct2: CT2Model, scope: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(weight, bias) of a CTranslate2 linear layer, int8 weights dequantised."""
-    weight = ct2.get(f"{scope}/weight")
-    if weight.dtype == np.int8:
+def _weight(ct2: CT2Model, scope: str) -> np.ndarray:
+    """``<scope>/weight`` as floats: int8 / int16 quantised weights are divided by their
+    ``weight_scale`` (per output row for int8, one global scale for int16), as CTranslate2 does."""
+    name = f"{scope}/weight"
+    weight = ct2.get(name)
+    if weight.dtype in (np.int8, np.int16):
+        if not ct2.has(f"{scope}/weight_scale"):
+            raise CT2FormatError(ct2.folders[0] if ct2.folders else "model.bin",
+                                 f"{name} is {weight.dtype} but {scope}/weight_scale is missing")
         scale = ct2.get(f"{scope}/weight_scale").astype(np.float32)
-        weight = weight.astype(np.float32) / scale.reshape(-1, *([1] * (weight.ndim - 1)))
-    elif weight.dtype == np.int16:
-        raise CT2FormatError(ct2.folders[0] if ct2.folders else "model.bin",
-                             f"{scope}: int16-quantised weights are not supported; convert the "
-                             "model with --quantization float16 or float32")
+        scale = scale.reshape(-1, *([1] * (weight.ndim - 1))) if scale.size > 1 else scale.reshape(())
+        weight = weight.astype(np.float32) / scale
+    return weight
+
+
+def _linear(ct2: CT2Model, scope: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(weight, bias) of a CTranslate2 linear layer, quantised weights restored to floats."""
+    weight = _weight(ct2, scope)
     bias = ct2.get(f"{scope}/bias") if ct2.has(f"{scope}/bias") else None
     return weight, bias
 
@@ -387,9 +395,13 @@ def ct2_whisper_state_dict(ct2: CT2Model) -> dict[str, np.ndarray]:
             _plain(ct2, f"{src}/ffn/linear_1", f"{dst}.fc2", sd)
     for conv in ("conv1", "conv2"):
         _plain(ct2, f"encoder/{conv}", f"model.encoder.{conv}", sd)
-    sd["model.decoder.embed_tokens.weight"] = ct2.get("decoder/embeddings/weight")
-    projection = "decoder/projection/weight"
-    sd["proj_out.weight"] = ct2.get(projection) if ct2.has(projection) else sd["model.decoder.embed_tokens.weight"]
+    sd["model.decoder.embed_tokens.weight"] = _weight(ct2, "decoder/embeddings")
+    # the output projection: an alias of the embedding (Whisper ties them), or its own variable
+    projection = "decoder/projection"
+    if ct2.aliases.get(f"{projection}/weight") == "decoder/embeddings/weight" or not ct2.has(f"{projection}/weight"):
+        sd["proj_out.weight"] = sd["model.decoder.embed_tokens.weight"]
+    else:
+        sd["proj_out.weight"] = _weight(ct2, projection)
     return sd
 
 
