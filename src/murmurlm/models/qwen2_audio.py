@@ -38,11 +38,9 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -51,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from murmurlm.errors import ConfigError
+from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask, quiet_peft, resolve_device, resolve_dtype
 from murmurlm.models.audio_lm import (
     AudioLMBackend,
     AudioLMError,
@@ -62,30 +61,10 @@ from murmurlm.models.audio_lm import (
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Where LoRA goes, by LoraSettings.target: module-name prefixes inside Qwen2AudioForConditionalGeneration.
 _PARTS = {"audio": ("model.audio_tower",), "language": ("model.language_model",),
           "both": ("model.audio_tower", "model.language_model")}
 _QUESTION_MARK = "\u0000QUESTION\u0000"  # placeholder used to split the rendered template
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AudioLMError(f"device {device!r} asked for, but CUDA is not available; use device=cpu")
-    return dev
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return _DTYPES[dtype]
-    except KeyError:
-        raise AudioLMError(f"dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}") from None
 
 
 def lora_target_regex(settings: LoraSettings) -> str:
@@ -177,7 +156,7 @@ class Qwen2AudioBackend(AudioLMBackend):
             target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
             bias="none",
         )
-        with _quiet_peft():
+        with quiet_peft():
             self.model = get_peft_model(model, config)
 
     # --- prompt encoding --------------------------------------------------------------------------
@@ -230,8 +209,8 @@ class Qwen2AudioBackend(AudioLMBackend):
             answer = self._answer_ids(e.answer)
             rows.append(prompt + answer)
             labels.append([IGNORE_INDEX] * len(prompt) + answer)
-        input_ids, attention_mask = _pad(rows, self.pad_id, "right")
-        label_ids, _ = _pad(labels, IGNORE_INDEX, "right")
+        input_ids, attention_mask = pad_ids(rows, self.pad_id, "right")
+        label_ids, _ = pad_ids(labels, IGNORE_INDEX, "right")
         return {"input_ids": input_ids, "attention_mask": attention_mask, "input_features": features,
                 "feature_attention_mask": feature_mask, "labels": label_ids}
 
@@ -304,11 +283,11 @@ class Qwen2AudioBackend(AudioLMBackend):
     def _run_prefix(self, model, audios, prefix_text):
         """Left-padded prefix forward (system + audio): its key/value cache and attention mask."""
         ids, features, feature_mask = self._encode_prefixes(audios, [prefix_text] * len(audios))
-        input_ids, attention_mask = _pad(ids, self.pad_id, "left")
+        input_ids, attention_mask = pad_ids(ids, self.pad_id, "left")
         dev = self.device
         attention_mask = attention_mask.to(dev)
         out = model(input_ids=input_ids.to(dev), attention_mask=attention_mask,
-                    position_ids=_positions(attention_mask), input_features=features.to(dev),
+                    position_ids=positions_from_mask(attention_mask), input_features=features.to(dev),
                     feature_attention_mask=feature_mask.to(dev), use_cache=True)
         return out.cache, attention_mask
 
@@ -322,9 +301,9 @@ class Qwen2AudioBackend(AudioLMBackend):
         dev = self.device
         scores = np.zeros((len(suffixes), len(answers)))
         for c, ans in enumerate(answers):
-            input_ids, mask = _pad([suffix + ans for suffix in suffixes], self.pad_id, "right")
+            input_ids, mask = pad_ids([suffix + ans for suffix in suffixes], self.pad_id, "right")
             full_mask = torch.cat([prefix_mask, mask.to(dev)], dim=1)
-            positions = _positions(full_mask)[:, prefix_mask.shape[1]:]
+            positions = positions_from_mask(full_mask)[:, prefix_mask.shape[1]:]
             try:
                 out = model(input_ids=input_ids.to(dev), attention_mask=full_mask, position_ids=positions,
                             cache=cache, use_cache=True)
@@ -352,7 +331,7 @@ class Qwen2AudioBackend(AudioLMBackend):
                 splits = [self._split_prompt(q, system) for q in questions[start: start + batch_size]]
                 ids, features, feature_mask = self._encode_prefixes(chunk_a, [p for p, _ in splits])
                 rows = [pre + self._text_ids(suffix) for pre, (_, suffix) in zip(ids, splits)]
-                input_ids, attention_mask = _pad(rows, self.pad_id, "left")
+                input_ids, attention_mask = pad_ids(rows, self.pad_id, "left")
                 dev = self.device
                 out = model.generate(
                     input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev),
@@ -397,34 +376,6 @@ class Qwen2AudioBackend(AudioLMBackend):
                 if "lora_" in name or "modules_to_save" in name:
                     p.requires_grad_(trainable)
         else:
-            with _quiet_peft():
+            with quiet_peft():
                 self.model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
             self.model.to(self.device)
-
-
-@contextlib.contextmanager
-def _quiet_peft():
-    """peft 0.21 reads transformers' deprecated ``is_gradient_checkpointing``: silence that warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        yield
-
-
-def _pad(rows: Sequence[Sequence[int]], value: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad id lists to one tensor; returns (ids, attention mask)."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if side == "right":
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[i, : len(r)] = 1
-        else:
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
-    return ids, mask
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip padding (left or right): cumsum of the mask, from 0."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from murmurlm.errors import ConfigError
+from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask, resolve_device, resolve_dtype
 from murmurlm.models.audio_lm import (
     AudioLMBackend,
     AudioLMError,
@@ -65,31 +66,11 @@ from murmurlm.models.audio_lm import (
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _PARTS = {"audio": ("model.encoder",), "language": ("model.decoder",),
           "both": ("model.encoder", "model.decoder")}
 # Whisper names its attention output projection out_proj; Qwen2 (and LoraSettings' default) o_proj.
 _MODULE_ALIASES = {"o_proj": "out_proj", "gate_proj": "fc1", "up_proj": "fc1", "down_proj": "fc2"}
 POSITIONS_PER_SECOND = 50  # 100 mel frames per second, halved by the stride-2 convolution
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AudioLMError(f"device {device!r} asked for, but CUDA is not available; use device=cpu")
-    return dev
-
-
-def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return _DTYPES[dtype]
-    except KeyError:
-        raise AudioLMError(f"dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}") from None
 
 
 def lora_target_regex(settings: LoraSettings) -> str:
@@ -182,8 +163,8 @@ class WhisperLMBackend(AudioLMBackend):
             meta = _read_meta(Path(adapter))
             if window_seconds is None:
                 window_seconds = meta.get("window_seconds")
-        dev = _resolve_device(device)
-        torch_dtype = _resolve_dtype(dtype, dev)
+        dev = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, dev)
         if isinstance(source, (list, tuple)):
             source = [str(Path(s).expanduser().resolve()) for s in source]
         else:
@@ -343,8 +324,8 @@ class WhisperLMBackend(AudioLMBackend):
             self._check_length(len(prompt) + len(answer), f"example {i}")
             rows.append(prompt + answer)
             labels.append([IGNORE_INDEX] * len(prompt) + answer)
-        ids, mask = _pad(rows, self.tokens.eot, "right")
-        label_ids, _ = _pad(labels, IGNORE_INDEX, "right")
+        ids, mask = pad_ids(rows, self.tokens.eot, "right")
+        label_ids, _ = pad_ids(labels, IGNORE_INDEX, "right")
         batch = {"decoder_input_ids": ids, "decoder_attention_mask": mask, "labels": label_ids}
         if self._encoder_cache_on:
             # Mel features only for audios whose encoder states are not cached yet (zeros elsewhere).
@@ -450,8 +431,8 @@ class WhisperLMBackend(AudioLMBackend):
                 group = max(1, batch_size * 4)
                 for g in range(0, len(seqs), group):
                     part = seqs[g:g + group]
-                    ids, mask = _pad([p + a for p, a in part], self.tokens.eot, "right")
-                    labels, _ = _pad([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
+                    ids, mask = pad_ids([p + a for p, a in part], self.tokens.eot, "right")
+                    labels, _ = pad_ids([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
                     rows = torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)
                     hidden_dec = _decode_shared_audio(model, hidden, rows, ids.to(dev), mask.to(dev))
                     target = labels[:, 1:].to(dev)
@@ -492,7 +473,7 @@ class WhisperLMBackend(AudioLMBackend):
                 if budget < 1:
                     raise AudioLMError(f"generate: the question leaves no room for an answer within "
                                        f"{self.max_target} decoder tokens")
-                ids, mask = _pad(prompts, self.tokens.eot, "left")
+                ids, mask = pad_ids(prompts, self.tokens.eot, "left")
                 ids, mask = ids.to(dev), mask.to(dev)
                 cache = None
                 step_ids, new = ids, []
@@ -500,7 +481,7 @@ class WhisperLMBackend(AudioLMBackend):
                 for _ in range(budget):
                     out = model.model(encoder_outputs=(hidden,), decoder_input_ids=step_ids,
                                       decoder_attention_mask=mask,
-                                      decoder_position_ids=_positions(mask)[:, -step_ids.shape[1]:],
+                                      decoder_position_ids=positions_from_mask(mask)[:, -step_ids.shape[1]:],
                                       cache=cache, use_cache=True)
                     cache = out.cache if hasattr(out, "cache") else out.past_key_values
                     nxt = model.proj_out(out.last_hidden_state[:, -1]).argmax(-1)
@@ -605,20 +586,3 @@ def _read_meta(directory: Path, required: bool = True) -> dict:
 def _check_candidates(cands: Sequence[str]) -> None:
     if not cands or len(set(cands)) != len(cands):
         raise AudioLMError(f"score: candidates must be non-empty and distinct, got {list(cands)}")
-
-
-def _pad(rows: Sequence[Sequence[int]], value: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad id lists to one tensor; returns (ids, attention mask)."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        sl = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
-        ids[i, sl] = torch.tensor(list(r), dtype=torch.long)
-        mask[i, sl] = 1
-    return ids, mask
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that skip left padding: cumsum of the mask, from 0."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
