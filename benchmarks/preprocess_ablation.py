@@ -1,15 +1,13 @@
 """Ablation: the compact model's per-feature macro-F1 with preprocess none, annotated and predicted.
 
     nice -n 10 .venv/bin/python benchmarks/preprocess_ablation.py --data ../shared/circor-dev \
-        --segmenter mamba --mirror /tmp/circor-predicted epochs=8
+        --segmenter mamba epochs=8
 
 - ``none``: whole recordings;
 - ``annotated``: ``front_end.preprocess=annotated`` — each recording cropped to the stretch its CirCor
   ``.tsv`` annotates;
-- ``predicted``: the same crop, but from a segmentation predicted by ``pcg_segment`` (``--segmenter``).
-  It runs ``preprocess=annotated`` on a mirror of the dataset (``--mirror``, outside the repository:
-  symbolic links to the audio, headers and labels, and predicted ``.tsv`` files in place of CirCor's),
-  so the compact recipe needs no change and the crop rule is identical for both options.
+- ``predicted``: ``front_end.preprocess=predicted`` — the same crop rule, with the segmentation
+  predicted by the packaged segmenter (``--segmenter``, ``front_end.segmenter``).
 
 Each option trains ``recipes/train_compact.py`` (``murmurlm train``) on ``--split`` with the same
 config, seed and extra ``key=value`` overrides, and reads the validation macro-F1 per feature from
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,43 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_mirror(data: Path, mirror: Path, method: str) -> int:
-    """Mirror ``data`` into ``mirror`` with predicted ``.tsv`` files; returns the number written."""
-    from tqdm.auto import tqdm
-
-    from murmurlm.data.circor import find_data_folder, read_audio
-    from murmurlm.signal.segment import pcg_segment, write_tsv
-
-    src = find_data_folder(data)
-    dst = mirror / "training_data"
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in ("training_data.csv",):
-        if (data / name).exists() and not (mirror / name).exists():
-            os.symlink((data / name).resolve(), mirror / name)
-    written = 0
-    audio = sorted(p for p in src.iterdir() if p.suffix in (".wav", ".flac"))
-    for f in src.iterdir():
-        if f.suffix != ".tsv" and not (dst / f.name).exists():
-            os.symlink(f.resolve(), dst / f.name)
-    for path in tqdm(audio, desc=f"predict .tsv ({method})"):
-        target = dst / f"{path.stem}.tsv"
-        if target.exists():
-            continue
-        import soundfile as sf
-
-        seg = pcg_segment(read_audio(path, mono=True), sf.info(str(path)).samplerate, method=method)
-        write_tsv(target, seg.segments)
-        written += 1
-    return written
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "circor-dev")
     parser.add_argument("--split", type=Path, default=REPO / "splits" / "circor-dev")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "compact" / "default.yaml")
     parser.add_argument("--segmenter", default="mamba", help="springer or mamba (the shipped model)")
-    parser.add_argument("--mirror", type=Path, default=Path("/tmp/murmurlm-circor-predicted"))
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "ablation")
     parser.add_argument("--options", default="none,annotated,predicted")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "preprocess_ablation")
@@ -79,17 +45,10 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     results = {}
     for option in args.options.split(","):
-        data = args.data
-        preprocess = option
-        if option == "predicted":
-            t0 = time.time()
-            n = build_mirror(args.data, args.mirror, args.segmenter)
-            print(f"mirror {args.mirror}: {n} predicted .tsv written in {time.time() - t0:.0f} s", flush=True)
-            data, preprocess = args.mirror, "annotated"
         out = args.runs / option
-        cmd = [str(REPO / ".venv" / "bin" / "murmurlm"), "train", "--config", str(args.config), "--data", str(data),
+        cmd = [str(REPO / ".venv" / "bin" / "murmurlm"), "train", "--config", str(args.config), "--data", str(args.data),
                "--out", str(out), "--split", str(args.split), "--no-progress",
-               f"front_end.preprocess={preprocess}", *args.overrides]
+               f"front_end.preprocess={option}", f"front_end.segmenter={args.segmenter}", *args.overrides]
         print(" ".join(cmd), flush=True)
         t0 = time.time()
         subprocess.run(cmd, check=True)

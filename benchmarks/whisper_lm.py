@@ -52,7 +52,9 @@ from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
 from murmurlm.models.audio_lm import LoraSettings, get_backend  # noqa: E402
 from murmurlm.models.instructions import (  # noqa: E402
     DEFAULT_PROMPTS,
+    AUDIO_MODES,
     AudioOptions,
+    recording_segments,
     InstructionDataset,
     load_prompts,
     load_recording,
@@ -181,7 +183,7 @@ def predict(backend, patients, prompts, audio: AudioOptions, batch_size: int) ->
         rows = []
         for rec in patient.recordings:
             wave = load_recording(rec, audio.sampling_rate)
-            segments = rec.load_segments() if audio.mode == "cycles" else ()
+            segments = recording_segments(rec, audio)
             rows.append(recording_probabilities(backend, wave, prompts, audio, L.FEATURE_NAMES, rec.location,
                                                 segments, batch_size))
         stacked = {f.name: np.stack([r[f.name] for r in rows]) for f in L.FEATURES}
@@ -293,7 +295,7 @@ def main(argv=None) -> int:
                         help="whisper source: installed package, CTranslate2 or transformers folder")
     parser.add_argument("--split", type=Path, default=REPO / "splits" / "circor-dev")
     parser.add_argument("--window", type=float, default=5.0, help="encoder window, seconds")
-    parser.add_argument("--audio-mode", default="cycles", choices=["window", "cycles", "first"])
+    parser.add_argument("--audio-mode", default="cycles", choices=list(AUDIO_MODES))
     parser.add_argument("--train-windows", type=int, default=2, help="windows per training recording (max)")
     parser.add_argument("--eval-windows", type=int, default=3, help="windows per test recording (max)")
     parser.add_argument("--max-steps", type=int, default=600)

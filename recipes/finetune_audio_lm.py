@@ -50,6 +50,7 @@ from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.models.audio_lm import AudioLMBackend, LoraSettings, get_backend
 from murmurlm.models.instructions import (
     AudioOptions,
+    recording_segments,
     InstructionDataset,
     PromptTemplates,
     load_prompts,
@@ -233,7 +234,7 @@ def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: Prom
                            leave=False):
             rec = by_id[pid].recordings[i]
             wave = load_recording(rec, audio.sampling_rate)
-            segments = rec.load_segments() if audio.mode == "cycles" else ()
+            segments = recording_segments(rec, audio)
             probs = recording_probabilities(backend, wave, prompts, audio, features, rec.location,
                                             segments, batch_size)
             results.append((pid, i, {k: v.tolist() for k, v in probs.items()}))

@@ -211,3 +211,20 @@ def test_synthetic_murmur_labels_reach_the_answers(prompts):
     labels = {f.name: "nan" for f in L.FEATURES} | {"Murmur": "Present", "Systolic murmur timing": "Early-systolic"}
     exs = feature_examples(audio, labels, prompts, features=["Systolic murmur timing"])
     assert exs[0].answer == "Early-systolic" and exs[0].audio.size == 3 * 16000
+
+
+def test_predicted_cycles_cut_windows_at_the_segmenters_s1_onsets(synthetic_circor):
+    from murmurlm.models.instructions import recording_segments
+    from murmurlm.signal.segment import pcg_segment
+
+    rec = load_circor(synthetic_circor).patients[0].recordings[0]
+    opts = AudioOptions(mode="predicted-cycles", window_seconds=4.0, min_seconds=1.0)
+    segments = recording_segments(rec, opts)
+    assert segments == pcg_segment(rec.load_audio(), rec.sampling_rate, method="mamba").segments
+    assert recording_segments(rec, AudioOptions(mode="cycles")) == rec.load_segments()
+    assert recording_segments(rec, AudioOptions(mode="window")) == ()
+    rate = opts.sampling_rate
+    n = int(rec.num_samples * rate / rec.sampling_rate)
+    onsets = {int(round(s.start * rate)) for s in segments if s.state == 1}
+    bounds = window_bounds(n, rate, opts, segments)
+    assert bounds and all(a in onsets and b in onsets for a, b in bounds)

@@ -107,3 +107,27 @@ def test_unreadable_recording_is_reported_not_fatal_with_on_error(synthetic_circ
     feats = recording_features(recs, FrontEnd(), use_cache=False, on_error=lambda r, e: seen.append((r.name, str(e))))
     assert feats[0] is None and feats[1] is not None
     assert seen and seen[0][0] == recs[0].name and "cannot decode" in seen[0][1]
+
+
+@pytest.mark.parametrize("segmenter", ["springer", "mamba"])
+def test_predicted_preprocess_crops_to_the_segmenters_clean_stretch(segmenter):
+    from murmurlm.signal.segment import pcg_segment
+    from murmurlm.signal.crop import crop_annotated
+    from murmurlm.signal.synth import synth_pcg
+
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, noise=0.02, seed=4)
+    front_end = FrontEnd(preprocess="predicted", segmenter=segmenter)
+    cleaned = front_end.clean(pcg.waveform, 4000)
+    whole = FrontEnd().clean(pcg.waveform, 4000)
+    expected = crop_annotated(pcg.waveform, 4000, pcg_segment(pcg.waveform, 4000, method=segmenter).segments)
+    # the model sees exactly the stretch the segmenter marks clean (resampled to 2 kHz), never more than the whole
+    assert len(cleaned) == pytest.approx(len(expected) / 2, abs=2)
+    assert 0 < len(cleaned) <= len(whole)
+    assert front_end.key() != FrontEnd(preprocess="annotated").key()  # cached separately
+
+
+def test_front_end_rejects_unknown_preprocess_and_segmenter():
+    with pytest.raises(ValueError, match="preprocess must be one of"):
+        FrontEnd(preprocess="oracle")
+    with pytest.raises(ValueError, match="segmenter"):
+        FrontEnd(preprocess="predicted", segmenter="hmm")

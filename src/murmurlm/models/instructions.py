@@ -14,6 +14,9 @@ one of the :class:`AudioOptions` modes:
 - ``"cycles"``: windows made of whole cardiac cycles (S1 onset to next S1 onset, from the ``.tsv``
   segmentation), as many as fit in one window; recordings without a segmentation fall back to
   ``"window"``.
+- ``"predicted-cycles"``: as ``"cycles"``, with the cycles found by the packaged Mamba segmenter
+  (:func:`murmurlm.signal.segment.pcg_segment`) instead of the ``.tsv`` (works on new recordings;
+  costs a segmentation pass over the audio when the dataset is built).
 - ``"first"``: the first window only (cheap; one example per recording and question).
 
 Audio is read lazily, when an example is accessed, so a dataset of all of CirCor costs little memory.
@@ -195,21 +198,24 @@ def _check_feature(path: Path, where: str, name: str) -> L.Feature:
         raise ConfigError(f"{path}: {where}: {err}") from None
 
 
+AUDIO_MODES = ("window", "cycles", "predicted-cycles", "first")
+
+
 # --- audio ---------------------------------------------------------------------------------------------
 @dataclass
 class AudioOptions:
     """How recordings become model inputs."""
 
     sampling_rate: int = 16000  # the model's rate (Qwen2-Audio, Whisper: 16 kHz)
-    mode: Literal["window", "cycles", "first"] = "window"  # see the module docstring
+    mode: Literal["window", "cycles", "predicted-cycles", "first"] = "window"  # see the module docstring
     window_seconds: float = 30.0  # model window; longer recordings are split (Qwen2-Audio: 30 s)
     hop_seconds: float | None = None  # window start to start; None: = window_seconds (no overlap)
     min_seconds: float = 1.0  # shorter recordings are skipped (and logged)
     max_windows: int | None = None  # per recording; None: all
 
     def __post_init__(self) -> None:
-        if self.mode not in ("window", "cycles", "first"):
-            raise ValueError(f"audio mode {self.mode!r} is not one of window, cycles, first")
+        if self.mode not in AUDIO_MODES:
+            raise ValueError(f"audio mode {self.mode!r} is not one of {', '.join(AUDIO_MODES)}")
         if self.window_seconds <= 0:
             raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
         if self.hop_seconds is not None and self.hop_seconds <= 0:
@@ -218,6 +224,18 @@ class AudioOptions:
             raise ValueError(f"min_seconds must be in [0, window_seconds], got {self.min_seconds}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")
+
+
+def recording_segments(rec: Recording, options: AudioOptions) -> Sequence[Segment]:
+    """The segmentation a recording's windows are cut by: the ``.tsv`` (mode ``cycles``), the packaged
+    Mamba segmenter's (``predicted-cycles``), or none (the other modes)."""
+    if options.mode == "cycles":
+        return rec.load_segments()
+    if options.mode == "predicted-cycles":
+        from murmurlm.signal.segment import pcg_segment
+
+        return pcg_segment(rec.load_audio(), rec.sampling_rate, method="mamba").segments
+    return ()
 
 
 def to_model_rate(waveform: np.ndarray, sampling_rate: int, target_rate: int = 16000) -> np.ndarray:
@@ -232,7 +250,7 @@ def window_bounds(num_samples: int, sampling_rate: int, options: AudioOptions,
     size = int(round(options.window_seconds * sampling_rate))
     if num_samples < options.min_seconds * sampling_rate or num_samples == 0:
         return []
-    if options.mode == "cycles":
+    if options.mode in ("cycles", "predicted-cycles"):
         bounds = _cycle_windows(num_samples, sampling_rate, size, segments)
         if bounds is None:
             bounds = _sliding(num_samples, size, options, sampling_rate)
@@ -355,8 +373,7 @@ class InstructionDataset:
             n = int(np.ceil(rec.num_samples * rate / rec.sampling_rate))
         else:
             n = load_recording(rec, rate).size
-        segments = rec.load_segments() if self.audio.mode == "cycles" else ()
-        return window_bounds(n, rate, self.audio, segments)
+        return window_bounds(n, rate, self.audio, recording_segments(rec, self.audio))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -94,6 +94,11 @@ def mel_filterbank(sampling_rate: int, n_fft: int, n_mels: int, fmin: float, fma
 # the front end
 
 
+PREPROCESS_OPTIONS = ("none", "annotated", "predicted")
+"""Which stretch of a recording the model sees: all of it, the .tsv's annotated stretch (an oracle:
+needs CirCor's segmentation), or the clean cycles found by :func:`murmurlm.signal.segment.pcg_segment`."""
+
+
 @dataclass
 class FrontEnd:
     """Front-end settings and the function that applies them (``front_end(waveform, rate)``).
@@ -111,11 +116,14 @@ class FrontEnd:
     n_mels: int = 64  # mel bands
     fmin: float = 25.0  # lowest mel edge, Hz
     fmax: float = 800.0  # highest mel edge, Hz
-    preprocess: str = "none"  # none | annotated (crop to the .tsv's annotated stretch)
+    preprocess: str = "none"  # none | annotated (crop to the .tsv's annotated stretch) | predicted (segmenter's cycles)
+    segmenter: str = "mamba"  # with preprocess: predicted, the packaged segmenter: mamba (better) | springer (faster)
 
     def __post_init__(self) -> None:
-        if self.preprocess not in ("none", "annotated"):
-            raise ValueError(f"preprocess must be 'none' or 'annotated', got {self.preprocess!r}")
+        if self.preprocess not in PREPROCESS_OPTIONS:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS_OPTIONS)}, got {self.preprocess!r}")
+        if self.segmenter not in ("mamba", "springer"):
+            raise ValueError(f"segmenter must be 'mamba' or 'springer', got {self.segmenter!r}")
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
         if self.hop_length <= 0 or self.n_mels <= 0:
@@ -137,12 +145,20 @@ class FrontEnd:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
     def clean(self, waveform: np.ndarray, sampling_rate: int, segments: Sequence | None = None) -> np.ndarray:
-        """Resampled, filtered, normalised (and cropped, with ``preprocess: annotated``) waveform."""
+        """Resampled, filtered, normalised waveform, cropped with ``preprocess: annotated`` (to the
+        annotated stretch of ``segments``) or ``predicted`` (to the stretch the packaged segmenter
+        marks as clean heart cycles; ``segments`` is not needed)."""
         x = np.asarray(waveform, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"expected a 1-D waveform, got shape {x.shape}")
         if self.preprocess == "annotated" and segments:
             x = crop_annotated(x, sampling_rate, segments)
+        elif self.preprocess == "predicted":
+            # Imported here: the segmenter pulls in transformers' Mamba2, which "none" never needs.
+            # The same crop rule as "annotated", so the two differ only in where the segments come from.
+            from murmurlm.signal.segment import pcg_segment
+
+            x = crop_annotated(x, sampling_rate, pcg_segment(x, sampling_rate, method=self.segmenter).segments)
         return pcg_clean(x, sampling_rate, self.sample_rate, self.low, self.high, self.filter_order)
 
     def __call__(self, waveform: np.ndarray, sampling_rate: int, segments: Sequence | None = None) -> np.ndarray:
