@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Heart murmur characterisation from phonocardiograms (CirCor DigiScope).",
 )
 
-# One module per command group, in the order they appear in --help.
+# One module per command group; each has register(app).
 COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune", "whisper")
 
 
