@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,25 @@ def synthetic_circor(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_circor")
     write_synthetic_circor(root, num_patients=12, seed=0)
     return root
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium driven by Playwright (no browser download: scripts/install-system.sh
+    installs the Debian package); skipped with a reason where either is missing."""
+    exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    with sync_api.sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
+        except Exception as err:  # a chromium that playwright cannot drive
+            pytest.skip(f"cannot start chromium through playwright: {err}")
+        yield browser
+        browser.close()

@@ -4,7 +4,6 @@ upload a synthetic recording, see the feature table, the figure and the JSON dow
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -14,10 +13,6 @@ import pytest
 
 from murmurlm.data import labels as L
 from predict_helpers import encode, synthetic_wave, tiny_predictor
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
 
 pytestmark = pytest.mark.slow
 
@@ -50,18 +45,8 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    with sync_api.sync_playwright() as pw:
-        try:
-            b = pw.chromium.launch(executable_path=str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium"),
-                                   headless=True, args=ARGS)
-        except Exception as err:  # a chromium that playwright cannot drive
-            pytest.skip(f"cannot start chromium through playwright: {err}")
-        yield b
-        b.close()
+def browser(chromium):
+    return chromium
 
 
 def test_upload_shows_table_figure_and_download(server, browser, tmp_path):
