@@ -14,6 +14,11 @@ reading + front end + model) and peak memory (``resource.getrusage``).
 
 Writes ``benchmarks/results/compact_cv.json`` and ``.md``; fold runs and out-of-fold predictions go
 to ``runs/compact_cv/`` (a re-run skips finished folds; ``--fresh`` redoes them).
+
+Ensembles: ``--members runs/cv_s0,runs/cv_s1,runs/cv_s2`` trains nothing; each fold's model is the
+:class:`~murmurlm.models.compact.CompactEnsemble` of those runs' fold models (runs of one config
+with different ``seed=`` and the same ``--split-seed``, so that they share their inner validation
+patients), written to ``--runs`` and scored like a single model.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from murmurlm.data.splits import kfold, read_kfold  # noqa: E402
 from murmurlm.evaluate.baselines import BASELINES, baseline_predictions  # noqa: E402
 from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
-from murmurlm.inference.predict import load_model, predict_dataset  # noqa: E402
+from murmurlm.inference.predict import combine_models, load_model, predict_dataset  # noqa: E402
 
 log = logging.getLogger("benchmarks.compact_cv")
 RESULTS = REPO / "benchmarks" / "results"
@@ -94,6 +99,36 @@ def pooled_murmur_scale(cfg, dataset, k: int, runs: Path) -> tuple[list[float], 
     pooled = train_compact.SplitData(patients, [], {}, np.asarray(owner))
     scale, wacc = train_compact.tune_murmur_scale(predictor, probs, pooled)
     return scale, wacc, len(patients)
+
+
+def train_fold(args, cfg, dataset, fold, fold_dir: Path) -> None:
+    """Train one fold's model (early-stopped on 15 % of its training patients); record its cost."""
+    tr, va = train_compact.default_val_split(dataset.subset(fold.train).patients, 0.15, args.split_seed)
+    t0, c0 = time.time(), time.process_time()
+    summary = train_compact.train(cfg, args.data, fold_dir, train_ids=tr, val_ids=va, resume=True, progress=False)
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    (fold_dir / "timing.json").write_text(json.dumps({"train_wall_seconds": wall, "train_cpu_seconds": cpu,
+                                                      "best_epoch": summary["best_epoch"]}))
+    log.info("fold %s: trained in %.0f s wall, %.0f s CPU", fold_dir.name, wall, cpu)
+
+
+def combine_fold(members: list[str], i: int, fold_dir: Path) -> None:
+    """Fold ``i``'s ensemble of the members' fold models; their inner validation split must agree
+    (it is what the murmur scale is tuned on). Training cost: the members' costs added up."""
+    dirs = [Path(m) / f"fold{i}" for m in members]
+    splits = [json.loads((d / "split.json").read_text()) for d in dirs]
+    for d, sp in zip(dirs[1:], splits[1:]):
+        if sorted(sp["val"]) != sorted(splits[0]["val"]):
+            raise SystemExit(f"{d}: its inner validation patients differ from {dirs[0]}'s; train the members "
+                             "with the same --split-seed")
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    combine_models([d / "best.pt" for d in dirs], fold_dir / "best.pt", murmur_scale=[1.0, 1.0, 1.0])
+    (fold_dir / "split.json").write_text(json.dumps(splits[0]))
+    timings = [json.loads((d / "timing.json").read_text()) for d in dirs]
+    (fold_dir / "timing.json").write_text(json.dumps({
+        "train_wall_seconds": sum(t["train_wall_seconds"] for t in timings),
+        "train_cpu_seconds": sum(t["train_cpu_seconds"] for t in timings),
+        "best_epoch": "/".join(str(t["best_epoch"]) for t in timings)}))
 
 
 def inference_speed(model_path: Path, dataset, num: int = 60) -> dict:
@@ -177,12 +212,17 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "compact_cv")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fresh", action="store_true", help="retrain folds that already finished")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the folds (when splits/ has none) and of each fold's inner early-stopping split; apart from the config's seed "
+                             "so that runs of several seeds share their inner validation patients (ensembles)")
+    parser.add_argument("--members", default=None,
+                        help="comma-separated finished CV run folders whose fold models are combined into ensembles")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = train_compact.load_train_config(args.config, args.overrides)
     dataset = load_circor(args.data, on_error="skip")
-    folds, source = get_folds(dataset, args.data, args.k, cfg.seed)
+    folds, source = get_folds(dataset, args.data, args.k, args.split_seed)
     wanted = range(args.k) if args.folds is None else [int(x) for x in args.folds.split(",")]
     labels = {p.patient_id: p.labels for p in dataset.patients}
     for i in wanted:
@@ -192,16 +232,13 @@ def main(argv=None) -> int:
             log.info("fold %d done before; skipping (use --fresh to redo)", i)
             continue
         fold = folds[i]
-        tr, va = train_compact.default_val_split(dataset.subset(fold.train).patients, 0.15, cfg.seed)
-        t0, c0 = time.time(), time.process_time()
-        summary = train_compact.train(cfg, args.data, fold_dir, train_ids=tr, val_ids=va, resume=True, progress=False)
-        wall, cpu = time.time() - t0, time.process_time() - c0
+        if args.members:
+            combine_fold(args.members.split(","), i, fold_dir)
+        else:
+            train_fold(args, cfg, dataset, fold, fold_dir)
         frame, problems = predict_dataset(load_model(fold_dir / "best.pt"), args.data, fold.val, progress=False,
                                           cache_dir=cfg.cache_dir, use_cache=True)
         write_predictions(frame, pred_path)
-        (fold_dir / "timing.json").write_text(json.dumps({"train_wall_seconds": wall, "train_cpu_seconds": cpu,
-                                                          "best_epoch": summary["best_epoch"]}))
-        log.info("fold %d: trained in %.0f s wall, %.0f s CPU", i, wall, cpu)
 
     done = [i for i in range(args.k) if (args.runs / f"fold{i}" / "oof.csv").exists()]
     if len(done) < args.k:
@@ -239,6 +276,8 @@ def main(argv=None) -> int:
 
     report = {"command": "nice -n 10 .venv/bin/python benchmarks/compact_cv.py --data " + str(args.data)
               + (f" --config {args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config}")
+              + (f" --split-seed {args.split_seed}" if args.split_seed else "")
+              + (f" --members {args.members} --runs {args.runs}" if args.members else "")
               + "".join(f" {o}" for o in args.overrides),
               "data": str(args.data), "k": args.k, "folds_source": source, "num_patients": len(oof),
               "config": train_compact.config_to_dict(cfg), "cv": results, "folds": per_fold, "speed": speed,

@@ -123,3 +123,16 @@ def test_circor_folder_patient_list(ckpt, synthetic_circor, tmp_path, capsys):
     assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--patients", str(listing)]) == 2
     assert "99999999" in capsys.readouterr().err
 
+
+
+def test_ensemble_command_then_predict_with_it(ckpt, recordings, tmp_path, capsys):
+    ens = tmp_path / "ens.pt"
+    assert main(["ensemble", str(ckpt), str(ckpt), "--out", str(ens)]) == 0
+    assert main(["predict", "--model", str(ens), str(recordings / "a.wav"), "--json"]) == 0
+    with_ensemble = capsys.readouterr().out
+    assert main(["predict", "--model", str(ckpt), str(recordings / "a.wav"), "--json"]) == 0
+    assert capsys.readouterr().out == with_ensemble  # two copies of one model predict what it predicts
+    assert main(["ensemble", str(ckpt), "--out", str(tmp_path / "one.pt")]) == 2
+    assert "two or more" in capsys.readouterr().err
+    assert main(["ensemble", str(ckpt), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err

@@ -111,3 +111,57 @@ def test_packaged_default_model_loads_and_predicts():
     assert predictor.model.num_params < 500_000
     assert DEFAULT_CHECKPOINT.stat().st_size < 2_000_000
     assert predictor.predict_waveform(pcg(), 4000)["Murmur"].shape == (3,)
+
+
+def _member(tmp_path, seed: int, n_mels: int = 32, **save_kw):
+    torch.manual_seed(seed)
+    model = CompactModel(CompactConfig(n_mels=n_mels, channels=(4, 8))).eval()
+    path = tmp_path / f"member{seed}.pt"
+    save_model(path, model, FrontEnd(n_mels=n_mels), window_seconds=2.0, hop_seconds=1.0,
+               config={"seed": seed}, **save_kw)
+    return path
+
+
+def test_ensemble_predicts_the_mean_of_its_members(tmp_path):
+    from murmurlm.inference.predict import combine_models
+    from murmurlm.models.compact import CompactEnsemble
+
+    paths = [_member(tmp_path, s) for s in (0, 1, 2)]
+    ensemble = combine_models(paths, tmp_path / "ensemble.pt")
+    assert isinstance(ensemble.model, CompactEnsemble) and len(ensemble.model.members) == 3
+    reloaded = load_model(tmp_path / "ensemble.pt")
+    assert reloaded.model.num_params == 3 * load_model(paths[0]).model.num_params
+    x = pcg(seed=5)
+    members = [load_model(p).predict_waveform(x, 4000) for p in paths]
+    got = reloaded.predict_waveform(x, 4000)
+    for head in got:
+        np.testing.assert_allclose(got[head], np.mean([m[head] for m in members], axis=0), atol=1e-6)
+    # the members' own configs are kept beside the ensemble's
+    from murmurlm.train.checkpoint import load_checkpoint
+
+    assert [c["seed"] for c in load_checkpoint(tmp_path / "ensemble.pt")["member_configs"]] == [0, 1, 2]
+    # an ensemble combines further: 3 + 1 members
+    bigger = combine_models([tmp_path / "ensemble.pt", _member(tmp_path, 3)], tmp_path / "bigger.pt")
+    assert len(bigger.model.members) == 4
+
+
+def test_ensemble_refuses_unlike_members(tmp_path):
+    from murmurlm.inference.predict import combine_models
+
+    a = _member(tmp_path, 0)
+    with pytest.raises(MurmurlmError, match="two or more"):
+        combine_models([a], tmp_path / "e.pt")
+    other_rule = _member(tmp_path, 1, murmur_rule="mean")
+    with pytest.raises(MurmurlmError, match="aggregation rules differs"):
+        combine_models([a, other_rule], tmp_path / "e.pt")
+    other_front_end = _member(tmp_path, 2, n_mels=16)
+    with pytest.raises(MurmurlmError, match="front end differs"):
+        combine_models([a, other_front_end], tmp_path / "e.pt")
+    assert not (tmp_path / "e.pt").exists()
+    from murmurlm.models.compact import CompactEnsemble
+
+    m = load_model(a).model
+    with pytest.raises(ValueError, match="does not train"):
+        CompactEnsemble([m, m])(torch.zeros(1, 32, 100), {"Murmur": torch.zeros(1, dtype=torch.long)})
+    with pytest.raises(ValueError, match="heads"):
+        CompactEnsemble([m, CompactModel(CompactConfig(n_mels=32, channels=(4, 8), aux_outcome=False))])

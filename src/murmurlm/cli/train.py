@@ -75,5 +75,18 @@ def train_command(
              summary["best_epoch"], val["murmur_weighted_accuracy"], val["mean_macro_f1"], out / "best.pt")
 
 
+def ensemble_command(
+    checkpoints: list[Path] = typer.Argument(..., help="Two or more compact checkpoints of one config "
+                                             "(e.g. runs trained with seed=0, seed=1, ...)."),
+    out: Path = typer.Option(..., "--out", help="Ensemble checkpoint to write (what --model reads)."),
+) -> None:
+    """Combine compact models of one config into one ensemble checkpoint (their probabilities averaged)."""
+    from murmurlm.inference.predict import combine_models
+
+    predictor = combine_models(checkpoints, out)
+    log.info("%s: %d members, %d parameters", out, len(predictor.model.members), predictor.model.num_params)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("ensemble")(ensemble_command)

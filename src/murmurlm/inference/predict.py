@@ -68,6 +68,7 @@ class Predictor:
         self.front_end = front_end
         self.config = config or {}
         self.heads = tuple(model.head_names)
+        self.window_seconds, self.hop_seconds = float(window_seconds), float(hop_seconds)
         self.window_frames = max(int(round(window_seconds * front_end.frames_per_second)), model.min_frames)
         self.hop_frames = max(int(round(hop_seconds * front_end.frames_per_second)), 1)
         self.murmur_rule = murmur_rule
@@ -129,28 +130,82 @@ class Predictor:
 
 def save_model(path: str | Path, model, front_end: FrontEnd, *, window_seconds: float, hop_seconds: float,
                config: dict | None = None, murmur_rule: str = "any", character_rule: str = "murmur-weighted",
-               murmur_scale: Sequence[float] | None = None, metrics: dict | None = None, epoch: int | None = None) -> None:
+               murmur_scale: Sequence[float] | None = None, metrics: dict | None = None, epoch: int | None = None,
+               member_configs: Sequence[dict] | None = None) -> None:
     """Write the inference checkpoint :func:`load_model` reads (atomically): weights, the model and
-    front-end configs, the window settings, the aggregation rules and the resolved training config."""
+    front-end configs, the window settings, the aggregation rules and the resolved training config.
+
+    ``model`` is a :class:`CompactModel`, or a :class:`CompactEnsemble` whose members are stored
+    one by one (``members``: weights and model config each; ``member_configs``: the resolved
+    training config of each, kept beside ``config``)."""
     from dataclasses import asdict
 
     from murmurlm.config import config_to_dict
+    from murmurlm.models.compact import CompactEnsemble
     from murmurlm.train.checkpoint import save_checkpoint
 
+    weights: dict = {"model": model.state_dict(), "model_config": config_to_dict(model.config)}
+    if isinstance(model, CompactEnsemble):
+        weights = {"members": [{"model": m.state_dict(), "model_config": config_to_dict(m.config)}
+                               for m in model.members],
+                   "model_config": config_to_dict(model.config), "member_configs": list(member_configs or [])}
     save_checkpoint(
-        path, kind=CHECKPOINT_KIND, model=model.state_dict(), epoch=epoch, metrics=metrics,
-        model_config=config_to_dict(model.config), front_end=asdict(front_end), config=config or {},
+        path, kind=CHECKPOINT_KIND, epoch=epoch, metrics=metrics, **weights,
+        front_end=asdict(front_end), config=config or {},
         inference={"window_seconds": float(window_seconds), "hop_seconds": float(hop_seconds),
                    "murmur_rule": murmur_rule, "character_rule": character_rule,
                    "murmur_scale": [float(v) for v in murmur_scale] if murmur_scale is not None else [1.0, 1.0, 1.0]},
     )
 
 
+def _build_compact(model_config: dict, state: dict):
+    from murmurlm.models.compact import CompactConfig, CompactModel
+
+    mc = dict(model_config)
+    mc["channels"] = tuple(mc["channels"])
+    model = CompactModel(CompactConfig(**{f.name: mc[f.name] for f in fields(CompactConfig) if f.name in mc}))
+    model.load_state_dict(state)
+    return model
+
+
+def combine_models(paths: Sequence[str | Path], out: str | Path,
+                   murmur_scale: Sequence[float] | None = None) -> Predictor:
+    """Combine compact checkpoints of one config (e.g. several seeds) into one ensemble checkpoint.
+
+    The members must share the front end, the window settings and the aggregation rules (checked);
+    the murmur scale is ``murmur_scale`` or, by default, the first member's. Returns the loaded
+    ensemble :class:`Predictor`.
+    """
+    from murmurlm.models.compact import CompactEnsemble
+
+    if len(paths) < 2:
+        raise MurmurlmError(f"an ensemble needs two or more checkpoints, got {len(paths)}")
+    predictors = [load_model(p) for p in paths]
+    first = predictors[0]
+    for p in predictors[1:]:
+        for what, a, b in [("front end", first.front_end, p.front_end),
+                           ("window", (first.window_seconds, first.hop_seconds), (p.window_seconds, p.hop_seconds)),
+                           ("aggregation rules", (first.murmur_rule, first.character_rule),
+                            (p.murmur_rule, p.character_rule)),
+                           ("heads", first.heads, p.heads)]:
+            if a != b:
+                raise MurmurlmError(f"{p.path}: its {what} differs from {first.path}'s ({b} vs {a}); "
+                                    "an ensemble combines models of one config")
+    members = [m for p in predictors for m in (p.model.members if isinstance(p.model, CompactEnsemble) else [p.model])]
+    ensemble = CompactEnsemble(members)
+    save_model(out, ensemble, first.front_end, window_seconds=first.window_seconds,
+               hop_seconds=first.hop_seconds, config=first.config, murmur_rule=first.murmur_rule,
+               character_rule=first.character_rule,
+               murmur_scale=murmur_scale if murmur_scale is not None else first.murmur_scale,
+               member_configs=[p.config for p in predictors])
+    log.info("ensemble of %d models written to %s", len(members), out)
+    return load_model(out)
+
+
 def load_model(path: str | Path | None = None, threads: int | None = None) -> Predictor:
     """Load a compact checkpoint (``best.pt`` of a run, or the packaged default when None)."""
     import torch
 
-    from murmurlm.models.compact import CompactConfig, CompactModel
     from murmurlm.train.checkpoint import load_checkpoint
 
     if threads is not None:
@@ -162,10 +217,15 @@ def load_model(path: str | Path | None = None, threads: int | None = None) -> Pr
         hint = " (the packaged default is missing; train one with `murmurlm train`)" if path == DEFAULT_CHECKPOINT else ""
         raise MurmurlmError(f"model checkpoint not found: {path}{hint}")
     ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
-    mc = dict(ckpt["model_config"])
-    mc["channels"] = tuple(mc["channels"])
-    model = CompactModel(CompactConfig(**{f.name: mc[f.name] for f in fields(CompactConfig) if f.name in mc}))
-    model.load_state_dict(ckpt["model"])
+    try:
+        if "members" in ckpt:
+            from murmurlm.models.compact import CompactEnsemble
+
+            model = CompactEnsemble([_build_compact(m["model_config"], m["model"]) for m in ckpt["members"]])
+        else:
+            model = _build_compact(ckpt["model_config"], ckpt["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise MurmurlmError(f"{path}: not a usable compact checkpoint ({type(err).__name__}: {err})") from None
     fe = FrontEnd(**ckpt["front_end"])
     inf = ckpt.get("inference", {})
     return Predictor(model, fe, window_seconds=inf.get("window_seconds", 4.0), hop_seconds=inf.get("hop_seconds", 2.0),

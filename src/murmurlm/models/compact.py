@@ -170,6 +170,57 @@ class CompactModel(nn.Module):
         return self.config.aux_weight
 
 
+class CompactEnsemble(nn.Module):
+    """Several compact models trained alike (seeds of one config) that predict as one.
+
+    Per head, the members' class probabilities are averaged; the forward pass returns the log of
+    that mean as the "logits", so ``softmax(logits)`` is the mean again and code written for one
+    :class:`CompactModel` (the predictor, the service) works unchanged. Inference only: the members
+    are trained one by one, then combined.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cfg = CompactConfig(channels=(8, 16), n_mels=32)
+    >>> members = [CompactModel(cfg).eval() for _ in range(3)]
+    >>> ensemble = CompactEnsemble(members).eval()
+    >>> x = torch.randn(2, 32, 150)
+    >>> logits, _ = ensemble(x)
+    >>> mean = torch.stack([torch.softmax(m(x)[0]["Murmur"], -1) for m in members]).mean(0)
+    >>> bool(torch.allclose(torch.softmax(logits["Murmur"], -1), mean, atol=1e-6))
+    True
+    """
+
+    def __init__(self, members):
+        super().__init__()
+        members = list(members)
+        if not members:
+            raise ValueError("CompactEnsemble needs at least one member model")
+        heads = members[0].head_names
+        for i, m in enumerate(members[1:], 1):
+            if m.head_names != heads:
+                raise ValueError(f"ensemble member {i} has heads {m.head_names}, member 0 has {heads}")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+        self.head_names = heads
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def min_frames(self) -> int:
+        return max(m.min_frames for m in self.members)
+
+    def forward(self, x: torch.Tensor, targets: dict[str, torch.Tensor] | None = None
+                ) -> tuple[dict[str, torch.Tensor], None]:
+        if targets is not None:
+            raise ValueError("a CompactEnsemble does not train: train its members, then combine them")
+        outputs = [m(x)[0] for m in self.members]
+        return {h: torch.log(torch.stack([torch.softmax(o[h].float(), dim=-1) for o in outputs]).mean(0))
+                for h in self.head_names}, None
+
+
 def _key(name: str) -> str:
     """ModuleDict keys cannot hold spaces: 'Systolic murmur timing' -> 'systolic_murmur_timing'."""
     return name.lower().replace(" ", "_")
