@@ -10,7 +10,8 @@ window of every recording, aggregated by :func:`murmurlm.evaluate.aggregate.aggr
 Each epoch ends with a validation pass, one line in ``metrics.jsonl``, and ``last.pt`` (everything
 needed to resume); the best epoch by the validation score is kept as ``best.pt`` (model only, the
 checkpoint ``murmurlm predict`` and :func:`murmurlm.inference.predict.load_model` read).
-Early stopping after ``patience`` epochs without improvement.
+Early stopping after ``patience`` epochs without improvement. With ``select: last`` the final epoch
+is kept instead and the run never stops early (the validation score is still logged every epoch).
 
 Determinism: every epoch re-seeds from ``(seed, epoch)`` (batches, crops, dropout), so a run
 resumed with ``--resume`` from ``last.pt`` of epoch ``k`` ends with the same weights as a run that
@@ -54,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 25
     patience: int = 8
+    select: str = "best"
     batch_size: int = 32
     crops_per_recording: float = 1.0
     crop_seconds: float = 4.0
@@ -81,6 +83,9 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and patience must be at least 1")
         if self.crop_seconds <= 0 or self.window_hop_seconds <= 0 or self.crops_per_recording <= 0:
             raise ValueError("crop_seconds, window_hop_seconds and crops_per_recording must be positive")
+        if self.select not in ("best", "last"):
+            raise ValueError(f"select must be 'best' (best validation epoch, early stopping) or 'last' "
+                             f"(the final epoch, no early stopping), got {self.select!r}")
         if self.character_targets not in ("heard", "masked"):
             raise ValueError(f"character_targets must be 'heard' or 'masked', got {self.character_targets!r}")
         if not 0 < self.val_fraction < 1:
@@ -306,7 +311,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
         kept = ema if ema is not None else model
         rec_probs = recording_probabilities(kept, cfg, val_set)
         val = patient_metrics(make_predictor(kept, cfg), rec_probs, val_set)
-        improved = val["score"] > best["score"]
+        # select: last keeps every epoch over the previous one, so best.pt ends as the final epoch
+        improved = val["score"] > best["score"] or cfg.select == "last"
         if improved:
             best = {"score": val["score"], "epoch": epoch, "metrics": val}
             bad_epochs = 0

@@ -115,6 +115,21 @@ def test_resume_after_interrupt_gives_identical_weights(timing_task, tmp_path):
         strip(MetricsLog(tmp_path / "cut" / "metrics.jsonl").read())
 
 
+def test_select_last_keeps_the_final_epoch_and_never_stops_early(timing_task, tmp_path):
+    train_root, _ = timing_task
+    overrides = ["epochs=4", "patience=1", "select=last", "batch_size=8", "crops_per_recording=1",
+                 "crop_seconds=1.0", "model.channels=[4,8]", "threads=1", "ema_decay=0",
+                 f"cache_dir={tmp_path / 'cache'}"]
+    cfg = train_compact.load_train_config(REPO / "configs" / "compact" / "default.yaml", overrides)
+    summary = train_compact.train(cfg, train_root, tmp_path / "run", progress=False)
+    assert summary["best_epoch"] == 4  # patience 1 would have stopped a "best" run at the first dip
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(best[k], last[k]) for k in best)
+    with pytest.raises(ValueError, match="select must be"):
+        train_compact.load_train_config(None, ["select=median"])
+
+
 def test_resume_refuses_a_different_config(timing_task, tmp_path):
     from murmurlm.errors import ConfigError
 
