@@ -277,7 +277,9 @@ def main(argv=None) -> int:
     report = {"command": "nice -n 10 .venv/bin/python benchmarks/compact_cv.py --data " + str(args.data)
               + (f" --config {args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config}")
               + (f" --split-seed {args.split_seed}" if args.split_seed else "")
-              + (f" --members {args.members} --runs {args.runs}" if args.members else "")
+              + (f" --members {args.members}" if args.members else "")
+              + (f" --runs {args.runs}" if args.runs != REPO / "runs" / "compact_cv" else "")
+              + (f" --out {args.out}" if args.out != RESULTS else "")
               + "".join(f" {o}" for o in args.overrides),
               "data": str(args.data), "k": args.k, "folds_source": source, "num_patients": len(oof),
               "config": train_compact.config_to_dict(cfg), "cv": results, "folds": per_fold, "speed": speed,

@@ -274,8 +274,8 @@ def write_markdown(report: dict, path: Path) -> None:
             cells.append(fmt(s["macro_f1"]) + (f" / {fmt(s['macro_f1_murmur_patients'])}"
                                                if s["macro_f1_murmur_patients"] is not None or f.murmur else ""))
         lines.append(f"| {f.name} | " + " | ".join(cells) + " |")
-    if "compact" in models:
-        lines += ["", f"Features where the audio LM's macro-F1 ≥ the compact model's: "
+    if report.get("matches_compact"):
+        lines += ["", f"Features where the audio LM's macro-F1 ≥ {report['matches_compact'].get('reference', 'compact')}'s: "
                       f"{report['matches_compact']['count']} of 11 ({', '.join(report['matches_compact']['features']) or 'none'})."]
     lines += ["", f"Long-tail classes (≤ {report['long_tail_max_train']} training patients, present among the test "
                   "patients): recall of the audio LM", "", "| class | train patients | test patients | recall |",
@@ -285,7 +285,56 @@ def write_markdown(report: dict, path: Path) -> None:
     if report.get("window_probe"):
         lines += window_table(report)
     lines += ["", *report.get("notes", []), ""]
+    if report.get("rescore_command"):
+        lines += [f"Re-scored with: `{report['rescore_command']}`", ""]
     path.write_text("\n".join(lines))
+
+
+def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
+    """The audio LM's test predictions scored beside the other models on the same test patients:
+    each ``--compare NAME=CSV`` (a predictions file), else the compact model's out-of-fold CV
+    predictions when ``runs/compact_cv`` has them, and the majority / class-prior baselines fitted on
+    the same training patients."""
+    all_labels = {p.patient_id: p.labels for p in dataset.patients}
+    truth = {p.patient_id: p.labels for p in test_pat}
+
+    def score(f: pd.DataFrame, name: str) -> dict:
+        return summarise(evaluate_predictions(f, truth, known_ids=list(all_labels), bootstrap=0, name=name))
+
+    models = {"whisper-lm": score(frame, "whisper-lm")}
+    notes = []
+    for spec in args.compare:
+        name, _, path = spec.partition("=")
+        other = read_predictions(Path(path))
+        missing = set(truth) - set(other.index)
+        if missing:
+            raise SystemExit(f"--compare {spec}: no prediction for {len(missing)} of the {len(truth)} test patients")
+        models[name] = score(other.loc[list(truth)], name)
+        notes.append(f"{name}: predictions {path}.")
+    oof_paths = sorted((REPO / "runs" / "compact_cv").glob("fold*/oof.csv"))
+    if not args.compare and oof_paths:
+        oof = pd.concat([read_predictions(p) for p in oof_paths])
+        if set(truth) <= set(oof.index):
+            models["compact"] = score(oof.loc[list(truth)], "compact")
+            notes.append("compact: out-of-fold predictions of benchmarks/compact_cv.py (runs/compact_cv/fold*/oof.csv) "
+                         "for the same test patients; its fold models trained on about 80 % of all patients.")
+        else:
+            notes.append(f"compact: runs/compact_cv has out-of-fold predictions for {len(set(truth) & set(oof.index))} "
+                         f"of the {len(truth)} test patients; not compared.")
+    elif not args.compare:
+        notes.append("compact: no runs/compact_cv/fold*/oof.csv and no --compare; not compared.")
+    for method in BASELINES:
+        b = baseline_predictions(method, [p.labels for p in train_pat], list(truth), seed=args.seed)
+        models[f"baseline-{method}"] = score(b, method)
+    reference = next((n for n in models if n.startswith("compact")), None)
+    matches = None
+    if reference is not None:
+        feats = [f.name for f in L.FEATURES if (models["whisper-lm"]["features"][f.name]["macro_f1"] or 0)
+                 >= (models[reference]["features"][f.name]["macro_f1"] or 0)]
+        matches = {"reference": reference, "count": len(feats), "features": feats}
+    train_counts = Counter((f.name, L.feature(f.name).normalise(p.labels[f.name])) for p in train_pat for f in L.FEATURES)
+    return {"models": models, "matches_compact": matches,
+            "long_tail": long_tail(models["whisper-lm"], train_counts, args.long_tail), "notes": notes}
 
 
 def main(argv=None) -> int:
@@ -317,6 +366,12 @@ def main(argv=None) -> int:
     parser.add_argument("--long-tail", type=int, default=15, help="long-tail: classes with <= this many training patients")
     parser.add_argument("--max-test-patients", type=int, default=None, help="smoke runs: score only the first N")
     parser.add_argument("--max-train-patients", type=int, default=None, help="smoke runs: train on the first N")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=CSV",
+                        help="another model's predictions file for the test patients, scored beside (repeatable; "
+                             "a NAME starting with 'compact' is the reference of the 'matches' count)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: re-score --runs/predictions_test.csv with the models to compare and "
+                             "rewrite the results (training figures kept from the existing whisper_lm.json)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "whisper_lm")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -326,7 +381,8 @@ def main(argv=None) -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    probe = window_probe(args.source, [float(w) for w in args.window_probe.split(",")]) if args.window_probe else []
+    probe = (window_probe(args.source, [float(w) for w in args.window_probe.split(",")])
+             if args.window_probe and not args.rescore else [])
     if args.probe_only:  # the window-length costs alone, in their own files
         report = {"command": "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(
                       argv if argv is not None else sys.argv[1:]),
@@ -341,69 +397,46 @@ def main(argv=None) -> int:
     train_pat = [p for p in dataset.subset([i for i in split.train if i in known]).patients]
     test_pat = [p for p in dataset.subset([i for i in split.test if i in known]).patients]
     train_pat, test_pat = train_pat[:args.max_train_patients], test_pat[:args.max_test_patients]
-    prompts = load_prompts(DEFAULT_PROMPTS)
-    lora = LoraSettings(rank=args.rank, alpha=2 * args.rank, dropout=0.05, target="language",
-                        target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
-    backend = get_backend("whisper").load(args.source, lora=lora, window_seconds=args.window, encoder_cache=True)
-    train_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.train_windows)
-    ds = InstructionDataset(train_pat, prompts, train_audio, report=False, label_rule=args.label_rule)
-    labels = item_labels(ds, args.label_rule)
-    log.info("%d training items (%d recordings) from %d patients", len(ds), len(ds.recordings), len(train_pat))
-    training = train(backend, ds, labels, args, args.runs / "metrics.jsonl")
-    backend.save_adapter(args.runs / "adapter")
-    backend.clear_encoder_cache()
+    command = "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
-    eval_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.eval_windows)
-    t0 = time.time()
-    preds = predict(backend, test_pat, prompts, eval_audio, args.score_batch_size)
-    predict_s = time.time() - t0
-    frame = predictions_frame(preds)
-    frame.attrs["source"] = str(args.runs / "predictions_test.csv")
-    write_predictions(frame, args.runs / "predictions_test.csv")
-
-    all_labels = {p.patient_id: p.labels for p in dataset.patients}
-    truth = {p.patient_id: p.labels for p in test_pat}
-    models = {"whisper-lm": summarise(evaluate_predictions(frame, truth, known_ids=list(all_labels), bootstrap=0,
-                                                           name="whisper-lm"))}
-    notes = []
-    oof_paths = sorted((REPO / "runs" / "compact_cv").glob("fold*/oof.csv"))
-    if oof_paths:
-        oof = pd.concat([read_predictions(p) for p in oof_paths])
-        if set(truth) <= set(oof.index):
-            models["compact"] = summarise(evaluate_predictions(oof, truth, known_ids=list(all_labels), bootstrap=0,
-                                                               name="compact"))
-            notes.append("compact: out-of-fold predictions of benchmarks/compact_cv.py (runs/compact_cv/fold*/oof.csv) "
-                         "for the same test patients; its fold models trained on about 80 % of all patients.")
-        else:
-            notes.append(f"compact: runs/compact_cv has out-of-fold predictions for {len(set(truth) & set(oof.index))} "
-                         f"of the {len(truth)} test patients; not compared.")
+    if args.rescore:  # the finished run's predictions, compared again (e.g. with --compare)
+        previous = json.loads((args.out / "whisper_lm.json").read_text())
+        frame = read_predictions(args.runs / "predictions_test.csv")
+        report = {**previous, "rescore_command": command}
     else:
-        notes.append("compact: no runs/compact_cv/fold*/oof.csv yet (benchmarks/compact_cv.py); not compared.")
-    for method in BASELINES:
-        b = baseline_predictions(method, [p.labels for p in train_pat], list(truth), seed=args.seed)
-        models[f"baseline-{method}"] = summarise(evaluate_predictions(b, truth, known_ids=list(all_labels),
-                                                                      bootstrap=0, name=method))
-    matches = None
-    if "compact" in models:
-        feats = [f.name for f in L.FEATURES
-                 if (models["whisper-lm"]["features"][f.name]["macro_f1"] or 0) >= (models["compact"]["features"][f.name]["macro_f1"] or 0)]
-        matches = {"count": len(feats), "features": feats}
-    train_counts = Counter((f.name, L.feature(f.name).normalise(p.labels[f.name])) for p in train_pat for f in L.FEATURES)
-    report = {
-        "command": "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": str(args.data), "source": args.source, "split": str(args.split.relative_to(REPO) if args.split.is_relative_to(REPO) else args.split),
-        "window_seconds": args.window, "audio_mode": args.audio_mode, "batch_size": args.batch_size, "lr": args.lr,
-        "lora": {"rank": lora.rank, "alpha": lora.alpha, "target": lora.target, "modules": lora.target_modules},
-        "sample_power": args.sample_power, "label_rule": args.label_rule,
-        "num_parameters_m": backend.num_parameters() / 1e6,
-        "trainable_parameters_m": backend.num_parameters(trainable_only=True) / 1e6,
-        "num_train_patients": len(train_pat), "num_test_patients": len(test_pat),
-        "training": training, "predict_wall_seconds": round(predict_s, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "threads": args.threads, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "window_probe": probe, "models": models, "matches_compact": matches,
-        "long_tail_max_train": args.long_tail, "long_tail": long_tail(models["whisper-lm"], train_counts, args.long_tail),
-        "notes": notes,
-    }
+        prompts = load_prompts(DEFAULT_PROMPTS)
+        lora = LoraSettings(rank=args.rank, alpha=2 * args.rank, dropout=0.05, target="language",
+                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+        backend = get_backend("whisper").load(args.source, lora=lora, window_seconds=args.window, encoder_cache=True)
+        train_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.train_windows)
+        ds = InstructionDataset(train_pat, prompts, train_audio, report=False, label_rule=args.label_rule)
+        labels = item_labels(ds, args.label_rule)
+        log.info("%d training items (%d recordings) from %d patients", len(ds), len(ds.recordings), len(train_pat))
+        training = train(backend, ds, labels, args, args.runs / "metrics.jsonl")
+        backend.save_adapter(args.runs / "adapter")
+        backend.clear_encoder_cache()
+
+        eval_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.eval_windows)
+        t0 = time.time()
+        preds = predict(backend, test_pat, prompts, eval_audio, args.score_batch_size)
+        predict_s = time.time() - t0
+        frame = predictions_frame(preds)
+        frame.attrs["source"] = str(args.runs / "predictions_test.csv")
+        write_predictions(frame, args.runs / "predictions_test.csv")
+        report = {
+            "command": command, "data": str(args.data), "source": args.source,
+            "split": str(args.split.relative_to(REPO) if args.split.is_relative_to(REPO) else args.split),
+            "window_seconds": args.window, "audio_mode": args.audio_mode, "batch_size": args.batch_size, "lr": args.lr,
+            "lora": {"rank": lora.rank, "alpha": lora.alpha, "target": lora.target, "modules": lora.target_modules},
+            "sample_power": args.sample_power, "label_rule": args.label_rule,
+            "num_parameters_m": backend.num_parameters() / 1e6,
+            "trainable_parameters_m": backend.num_parameters(trainable_only=True) / 1e6,
+            "num_train_patients": len(train_pat), "num_test_patients": len(test_pat),
+            "training": training, "predict_wall_seconds": round(predict_s, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "threads": args.threads, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "window_probe": probe, "long_tail_max_train": args.long_tail,
+        }
+    report.update(compare(frame, dataset, train_pat, test_pat, args))
     (args.out / "whisper_lm.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     write_markdown(report, args.out / "whisper_lm.md")
     log.info("wrote %s and %s", args.out / "whisper_lm.json", args.out / "whisper_lm.md")

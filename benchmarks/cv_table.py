@@ -1,0 +1,85 @@
+"""Side by side: several 5-fold CV results of ``benchmarks/compact_cv.py`` in one Markdown table.
+
+    .venv/bin/python benchmarks/cv_table.py none=benchmarks/results/cv/none-s0 \
+        annotated=benchmarks/results/cv/annotated predicted=benchmarks/results/cv/predicted \
+        --title "Preprocessing ablation" --out benchmarks/results/preprocess_ablation_cv.md
+
+Each ``NAME=FOLDER`` names a folder holding a ``compact_cv.json`` (``compact_cv.py --out FOLDER``).
+For every run: the challenge murmur weighted accuracy before and after its murmur scale (tuned on
+its pooled inner-validation patients), the mean macro-F1 over the 11 features, the mean UAR of the
+systolic features among murmur patients, and the macro-F1 of every feature (with the murmur scale);
+then the commands that produced the runs. Reads only those files: nothing is trained or predicted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from murmurlm.data import labels as L
+
+
+def load_runs(specs: list[str]) -> dict[str, dict]:
+    runs = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise SystemExit(f"cv_table: expected NAME=FOLDER, got {spec!r}")
+        path = Path(folder) / "compact_cv.json"
+        if not path.exists():
+            raise SystemExit(f"cv_table: {path} not found (run benchmarks/compact_cv.py --out {folder} first)")
+        runs[name] = json.loads(path.read_text())
+        runs[name]["results_folder"] = folder
+    return runs
+
+
+def fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def table(runs: dict[str, dict], title: str) -> str:
+    names = list(runs)
+    head = "| 5-fold CV, pooled out-of-fold | " + " | ".join(names) + " |"
+    rule = "|---|" + "---:|" * len(names)
+    rows = []
+
+    def row(label, get):
+        rows.append(f"| {label} | " + " | ".join(fmt(get(r)) for r in runs.values()) + " |")
+
+    row("Murmur weighted accuracy, murmur scale ↑", lambda r: r["cv"]["compact-scaled"]["murmur_weighted_accuracy"])
+    row("Murmur weighted accuracy, no scale ↑", lambda r: r["cv"]["compact"]["murmur_weighted_accuracy"])
+    row("Mean macro-F1, 11 features ↑", lambda r: r["cv"]["compact-scaled"]["mean_macro_f1"])
+    row("Mean UAR, systolic features, murmur patients ↑", lambda r: r["cv"]["compact-scaled"]["systolic_char_uar"])
+    for f in L.FEATURES:
+        row(f"{f.name} (macro-F1)", lambda r, f=f: r["cv"]["compact-scaled"]["features"][f.name]["macro_f1"])
+    first = next(iter(runs.values()))
+    row("majority baseline: weighted accuracy", lambda r: r["cv"]["baseline-majority"]["murmur_weighted_accuracy"])
+    lines = [f"# {title}", "",
+             f"{first['k']}-fold patient-wise CV on {first['data']} ({first['num_patients']} patients, folds "
+             f"{first['folds_source']}); each patient predicted once by a fold model that never saw it.", "",
+             head, rule, *rows, "", "Runs:", ""]
+    for name, r in runs.items():
+        lines.append(f"- **{name}** ({r['results_folder']}): `{r['command']}` (murmur scale "
+                     f"{r['murmur_scale']['scale']})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="NAME=FOLDER with a compact_cv.json")
+    parser.add_argument("--title", default="Compact model: cross-validation runs side by side")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print)")
+    args = parser.parse_args(argv)
+    text = table(load_runs(args.runs), args.title)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
