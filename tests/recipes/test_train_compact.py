@@ -149,12 +149,19 @@ def test_pipeline_command_trains_predicts_and_reports(timing_task, tmp_path):
     train_root, _ = timing_task
     out = tmp_path / "main"
     code = main(["pipeline", "--data", str(train_root), "--out", str(out), "--no-progress", "--bootstrap", "0",
-                 "epochs=2", "batch_size=8", "crops_per_recording=1", "crop_seconds=1.0", "model.channels=[4,8]",
+                 "--members", "2", "epochs=2", "batch_size=8", "crops_per_recording=1", "crop_seconds=1.0", "model.channels=[4,8]",
                  f"cache_dir={tmp_path / 'cache'}"])
     assert code == 0
-    for rel in ("split/train.txt", "split/test.txt", "model/best.pt", "model/metrics.jsonl",
+    for rel in ("split/train.txt", "split/test.txt", "model/best.pt", "model/member0/metrics.jsonl",
+                "model/member1/best.pt",
                 "predictions/compact.csv", "predictions/baseline-majority.csv", "report/report.md", "report/metrics.json"):
         assert (out / rel).exists(), rel
     assert "compact" in (out / "report" / "report.md").read_text()
+    from murmurlm.inference.predict import load_model
+
+    ensemble = load_model(out / "model" / "best.pt")
+    assert len(ensemble.model.members) == 2
+    seeds = [load_model(out / "model" / f"member{i}" / "best.pt").config["seed"] for i in range(2)]
+    assert seeds == [0, 1]
     # the train command refuses an unknown config key with the valid ones
     assert main(["train", "--data", str(train_root), "--out", str(tmp_path / "t"), "colour=blue"]) == 2
