@@ -206,16 +206,19 @@ def summarise(result: dict) -> dict:
             "systolic_char_uar": head["systolic_char_uar"]["value"], "features": feats}
 
 
-def long_tail(summary: dict, train_counts: Counter, max_train: int) -> dict:
-    """Recall on classes with at most ``max_train`` training recordings' worth of patients (and
-    present in the test patients), per feature."""
+def long_tail(models: dict, train_counts: Counter, max_train: int) -> dict:
+    """Recall on classes with at most ``max_train`` training patients (and present among the test
+    patients), per feature: ``recall`` of the audio LM, ``recall_by_model`` of every scored model."""
     out = {}
+    summary = models["whisper-lm"]
     for f in L.FEATURES:
         s = summary["features"][f.name]
         for c in f.present_classes:
             if 0 < train_counts.get((f.name, c), 0) <= max_train and (s["support"].get(c) or 0) > 0:
                 out[f"{f.name}: {c}"] = {"recall": s["recall"][c], "test_support": s["support"][c],
-                                         "train_patients": train_counts[(f.name, c)]}
+                                         "train_patients": train_counts[(f.name, c)],
+                                         "recall_by_model": {n: m["features"][f.name]["recall"].get(c)
+                                                             for n, m in models.items()}}
     return out
 
 
@@ -277,11 +280,16 @@ def write_markdown(report: dict, path: Path) -> None:
     if report.get("matches_compact"):
         lines += ["", f"Features where the audio LM's macro-F1 ≥ {report['matches_compact'].get('reference', 'compact')}'s: "
                       f"{report['matches_compact']['count']} of 11 ({', '.join(report['matches_compact']['features']) or 'none'})."]
+    tail = report["long_tail"]
+    scored = [n for n in names if all("recall_by_model" in v for v in tail.values()) and not n.startswith("baseline")]
+    scored = scored or ["whisper-lm"]  # results written before every model's recall was kept
     lines += ["", f"Long-tail classes (≤ {report['long_tail_max_train']} training patients, present among the test "
-                  "patients): recall of the audio LM", "", "| class | train patients | test patients | recall |",
-              "|---|---:|---:|---:|"]
-    for k, v in report["long_tail"].items():
-        lines.append(f"| {k} | {v['train_patients']} | {v['test_support']} | {fmt(v['recall'], 2)} |")
+                  "patients): recall", "", "| class | train patients | test patients | " + " | ".join(scored) + " |",
+              "|---|---:|---:|" + "---:|" * len(scored)]
+    for k, v in tail.items():
+        recalls = v.get("recall_by_model", {"whisper-lm": v["recall"]})
+        lines.append(f"| {k} | {v['train_patients']} | {v['test_support']} | "
+                     + " | ".join(fmt(recalls.get(n), 2) for n in scored) + " |")
     if report.get("window_probe"):
         lines += window_table(report)
     lines += ["", *report.get("notes", []), ""]
@@ -334,7 +342,7 @@ def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
         matches = {"reference": reference, "count": len(feats), "features": feats}
     train_counts = Counter((f.name, L.feature(f.name).normalise(p.labels[f.name])) for p in train_pat for f in L.FEATURES)
     return {"models": models, "matches_compact": matches,
-            "long_tail": long_tail(models["whisper-lm"], train_counts, args.long_tail), "notes": notes}
+            "long_tail": long_tail(models, train_counts, args.long_tail), "notes": notes}
 
 
 def main(argv=None) -> int:

@@ -136,6 +136,24 @@ def test_shipped_checkpoint_is_small_and_segments_synthetic_audio():
     assert score_segmentation(pcg.segments, seg.segments, 12.0).summary()["s1_f1"] > 0.9
 
 
+def test_chunk_size_changes_the_cost_not_the_output(tmp_path):
+    torch.manual_seed(3)
+    model = MambaSegmenter(MambaSegmenterConfig(**TINY, chunk_size=64)).eval()
+    pcg = synth_pcg(9.0, 4000, heart_rate=80.0, seed=5)   # 450 frames: several chunks of each size
+    reference = model.posteriors(pcg.waveform, 4000)
+    for chunk in (16, 37, 500):
+        model.set_chunk_size(chunk)
+        assert model.cfg.chunk_size == chunk
+        assert np.allclose(model.posteriors(pcg.waveform, 4000), reference, atol=1e-5)
+    save_mamba_segmenter(model, tmp_path / "seg.pt")
+    assert load_mamba_segmenter(tmp_path / "seg.pt").cfg.chunk_size == 500
+    loaded = load_mamba_segmenter(tmp_path / "seg.pt", chunk_size=8)
+    assert all(b.forward_mixer.chunk_size == 8 == b.backward_mixer.chunk_size for b in loaded.blocks)
+    assert np.allclose(loaded.posteriors(pcg.waveform, 4000), reference, atol=1e-5)
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.set_chunk_size(0)
+
+
 def test_four_state_decoding_never_outputs_state_zero():
     model = _train_tiny(steps=0)
     model.use_unannotated = False

@@ -393,7 +393,6 @@ def _viterbi(B: np.ndarray, tables: Sequence[tuple[np.ndarray, np.ndarray]], log
     delta = np.full((T + 1, K), -np.inf)      # best score of a segment of each state ending at t
     dur_arg = np.zeros((T + 1, K), dtype=np.int64)
     prev_state = np.zeros((T + 1, K), dtype=np.int64)
-    cols = np.arange(K)
     for t in range(1, T + 1):
         dd = min(D, t)
         lo = t - dd                              # starts lo .. t - 1 (durations dd .. 1)
@@ -403,14 +402,13 @@ def _viterbi(B: np.ndarray, tables: Sequence[tuple[np.ndarray, np.ndarray]], log
             dur[0] = surv[dd - 1]                # the segment began before the recording
         cand = bc[lo:t] + dur
         k = cand.argmax(axis=0)
-        best = cand[k, cols] + cum[t]
+        best = cand.max(axis=0) + cum[t]         # the value at k; a reduction costs less than indexing
         delta[t] = best
         dur_arg[t] = dd - k
         if t < T:
             trans = best.reshape(C, S, 1) + logA   # (candidate, from, to)
-            i = trans.argmax(axis=1)
-            prev_state[t] = i.reshape(K)
-            bc[t] = np.take_along_axis(trans, i[:, None, :], axis=1).reshape(K) - cum[t]
+            prev_state[t] = trans.argmax(axis=1).reshape(K)
+            bc[t] = trans.max(axis=1).reshape(K) - cum[t]
     out = []
     for c in range(C):
         offset = c * S
