@@ -14,25 +14,17 @@ then the commands that produced the runs. Reads only those files: nothing is tra
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from murmurlm.data import labels as L
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from named_results import load_named_results  # noqa: E402
+
 
 def load_runs(specs: list[str]) -> dict[str, dict]:
-    runs = {}
-    for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise SystemExit(f"cv_table: expected NAME=FOLDER, got {spec!r}")
-        path = Path(folder) / "compact_cv.json"
-        if not path.exists():
-            raise SystemExit(f"cv_table: {path} not found (run benchmarks/compact_cv.py --out {folder} first)")
-        runs[name] = json.loads(path.read_text())
-        runs[name]["results_folder"] = folder
-    return runs
+    return load_named_results(specs, "compact_cv.json", "cv_table", "benchmarks/compact_cv.py")
 
 
 def fmt(v) -> str:

@@ -16,23 +16,17 @@ Reads only those files: nothing is trained or scored.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 from murmurlm.data import labels as L
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from named_results import load_named_results  # noqa: E402
+
 
 def load_runs(specs: list[str]) -> dict[str, dict]:
-    runs = {}
-    for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep or not name or not folder:
-            raise SystemExit(f"whisper_table: expected NAME=FOLDER, got {spec!r}")
-        path = Path(folder) / "whisper_lm.json"
-        if not path.exists():
-            raise SystemExit(f"whisper_table: {path} not found (run benchmarks/whisper_lm.py --out {folder} first)")
-        runs[name] = json.loads(path.read_text())
-    return runs
+    return load_named_results(specs, "whisper_lm.json", "whisper_table", "benchmarks/whisper_lm.py")
 
 
 def fmt(v, digits: int = 3) -> str:
