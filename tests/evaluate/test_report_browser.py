@@ -3,6 +3,8 @@ matrix decodes to a picture and every feature has its table."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from murmurlm.cli import main
@@ -15,10 +17,23 @@ def test_report_html_shows_tables_and_plots(synthetic_circor, tmp_path, chromium
     out = tmp_path / "rep"
     # no predictions file: the majority and class-prior baselines are scored side by side
     assert main(["evaluate", "--data", str(synthetic_circor), "--out", str(out), "--bootstrap", "20"]) == 0
+    check_report_in_browser(out / "report.html", chromium)
+
+
+def test_report_on_real_circor_opens_in_the_browser(circor_root, tmp_path, chromium):
+    test_patients = Path(__file__).resolve().parents[2] / "splits" / "circor-dev" / "test.txt"
+    out = tmp_path / "rep"
+    assert main(["evaluate", "--data", str(circor_root), "--patients", str(test_patients),
+                 "--out", str(out), "--bootstrap", "20"]) == 0
+    assert (out / "report.md").exists() and (out / "metrics.json").exists()
+    check_report_in_browser(out / "report.html", chromium)
+
+
+def check_report_in_browser(report, chromium) -> None:
     page = chromium.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
-    page.goto((out / "report.html").resolve().as_uri())
+    page.goto(report.resolve().as_uri())
     page.wait_for_load_state("load")
     images = page.eval_on_selector_all(
         "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
