@@ -20,7 +20,7 @@ from pathlib import Path
 from murmurlm.data import labels as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from named_results import load_named_results  # noqa: E402
+from named_results import load_named_results, write_or_print  # noqa: E402
 
 
 def load_runs(specs: list[str]) -> dict[str, dict]:
@@ -64,12 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--title", default="Compact model: cross-validation runs side by side")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (default: print)")
     args = parser.parse_args(argv)
-    text = table(load_runs(args.runs), args.title)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    write_or_print(table(load_runs(args.runs), args.title), args.out)
     return 0
 
 

@@ -1,9 +1,10 @@
 """``NAME=FOLDER`` arguments of the side-by-side table scripts (``cv_table.py``, ``whisper_table.py``):
-each folder holds one benchmark's JSON results file, read as is."""
+each folder holds one benchmark's JSON results file, read as is; and where their table goes."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -21,3 +22,12 @@ def load_named_results(specs: list[str], filename: str, tool: str, producer: str
         runs[name] = json.loads(path.read_text())
         runs[name]["results_folder"] = folder
     return runs
+
+
+def write_or_print(text: str, out: Path | None) -> None:
+    """The table into ``out`` (its folder created), or on standard output when ``out`` is None."""
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)

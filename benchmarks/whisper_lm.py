@@ -281,8 +281,8 @@ def write_markdown(report: dict, path: Path) -> None:
         lines += ["", f"Features where the audio LM's macro-F1 ≥ {report['matches_compact'].get('reference', 'compact')}'s: "
                       f"{report['matches_compact']['count']} of 11 ({', '.join(report['matches_compact']['features']) or 'none'})."]
     tail = report["long_tail"]
-    scored = [n for n in names if all("recall_by_model" in v for v in tail.values()) and not n.startswith("baseline")]
-    scored = scored or ["whisper-lm"]  # results written before every model's recall was kept
+    every_model = all("recall_by_model" in v for v in tail.values())  # False: results from before it was kept
+    scored = [n for n in names if not n.startswith("baseline")] if every_model else ["whisper-lm"]
     lines += ["", f"Long-tail classes (≤ {report['long_tail_max_train']} training patients, present among the test "
                   "patients): recall", "", "| class | train patients | test patients | " + " | ".join(scored) + " |",
               "|---|---:|---:|" + "---:|" * len(scored)]

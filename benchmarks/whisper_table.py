@@ -22,7 +22,7 @@ from pathlib import Path
 from murmurlm.data import labels as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from named_results import load_named_results  # noqa: E402
+from named_results import load_named_results, write_or_print  # noqa: E402
 
 
 def load_runs(specs: list[str]) -> dict[str, dict]:
@@ -79,11 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--title", default="Whisper LM runs side by side")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (default: print it)")
     args = parser.parse_args(argv)
-    text = table(load_runs(args.runs), args.title)
-    if args.out:
-        args.out.write_text(text)
-    else:
-        print(text, end="")
+    write_or_print(table(load_runs(args.runs), args.title), args.out)
     return 0
 
 

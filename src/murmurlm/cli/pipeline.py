@@ -95,14 +95,13 @@ def pipeline_command(
                                progress=progress)
         kept_epoch = summary["best_epoch"]
     else:
-        import copy
+        import dataclasses
 
         from murmurlm.inference.predict import combine_models
 
         epochs = []
         for i in range(members):
-            member_cfg = copy.deepcopy(cfg)
-            member_cfg.seed = cfg.seed + i
+            member_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
             log.info("ensemble member %d of %d (seed %d)", i + 1, members, member_cfg.seed)
             summary = recipe.train(member_cfg, data, out / "model" / f"member{i}", train_ids=chosen.train,
                                    val_ids=chosen.val, resume=True, progress=progress)
