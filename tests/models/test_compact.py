@@ -68,11 +68,3 @@ def test_config_rejects_impossible_values():
         CompactConfig(time_pools=9)
     assert head_names(False) == L.FEATURE_NAMES
 
-
-def test_docstring_examples_run():
-    import doctest
-
-    import murmurlm.models.compact as module
-
-    result = doctest.testmod(module)
-    assert result.attempted >= 8 and result.failed == 0

@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    uvicorn = pytest.importorskip("uvicorn")
+    import uvicorn
     from murmurlm.serve.app import create_app
 
     tmp_dir = tmp_path_factory.mktemp("browser-service")

@@ -63,6 +63,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from murmurlm.errors import ConfigError
 from murmurlm.serve.upload import UploadError, parse_upload
@@ -272,6 +273,10 @@ class _Service:
                     chunks.append(chunk)
         except TimeoutError:
             raise ServiceError(408, "timeout", f"the upload did not arrive within {self.body_timeout_s:g} s "
+                               f"({total} bytes received)") from None
+        except ClientDisconnect:  # the client hung up mid-upload: no one to answer, not a server fault
+            log.info("client disconnected after %d bytes of its upload", total)
+            raise ServiceError(400, "disconnected", f"the client closed the connection during the upload "
                                f"({total} bytes received)") from None
         return b"".join(chunks)
 

@@ -55,7 +55,6 @@ def test_bad_arguments_are_one_line_errors(synthetic_circor, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_mamba_recipe_smoke(synthetic_circor, tmp_path):
-    pytest.importorskip("torch")
     run = tmp_path / "mamba"
     assert main(["segment", "train", "--method", "mamba", "--data", str(synthetic_circor), "--out", str(run),
                  "max_steps=3", "eval_every=3", "log_every=1", "eval_recordings=2", "batch_size=2",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from murmurlm.errors import ConfigError  # noqa: E402
 from murmurlm.signal.segment import pcg_segment  # noqa: E402
