@@ -9,6 +9,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MURMURLM_CIRCOR ?= ../shared/circor-dev
 RUN_DIR ?= runs/main
+# extra arguments of `murmurlm pipeline` (options, config key=value overrides), e.g. for a quick run:
+#   make run RUN_ARGS='--members 1 epochs=2'
+RUN_ARGS ?=
 
 .PHONY: setup system run test
 
@@ -25,7 +28,7 @@ system:
 	bash scripts/install-system.sh
 
 run: setup
-	$(VENV)/bin/murmurlm pipeline --data $(MURMURLM_CIRCOR) --out $(RUN_DIR)
+	$(VENV)/bin/murmurlm pipeline --data $(MURMURLM_CIRCOR) --out $(RUN_DIR) $(RUN_ARGS)
 
 test: setup system
 	$(PY) -m pytest -q

@@ -70,7 +70,11 @@ def test_folder_with_a_bad_file_skips_it(ckpt, recordings, tmp_path, capsys):
     (folder / "notes.txt").write_text("recorded on Monday\n")  # not a CirCor patient header
     out = tmp_path / "preds.csv"
     assert main(["predict", "--model", str(ckpt), str(folder), "--out", str(out)]) == 0
-    assert "skipped:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # docs/serve.md: "skipped: PATH: reason", the file named, one line per skipped file
+    [line] = [ln for ln in err.splitlines() if ln.startswith("skipped:")]
+    assert line.startswith(f"skipped: {folder / 'broken.wav'}: ")
+    assert len(line) > len(f"skipped: {folder / 'broken.wav'}: ") + 5  # a reason follows the name
     assert sorted(read_predictions(out).index) == ["a", "b"]
 
 

@@ -96,6 +96,27 @@ def test_predict_dataset_skips_a_broken_recording_and_keeps_the_patient(checkpoi
     assert np.allclose(frame[[prob_column("Murmur", c) for c in L.MURMUR.classes]].sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_predict_dataset_gives_no_row_to_a_patient_without_a_readable_recording(checkpoint, synthetic_circor,
+                                                                                 tmp_path):
+    from murmurlm.data.circor import load_circor
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_circor, root)
+    patients = load_circor(root).patients[:3]
+    for rec in patients[1].recordings:  # every recording of the second patient broken
+        rec.audio_path.write_bytes(b"not audio")
+    ids = [p.patient_id for p in patients]
+    frame, problems = predict_dataset(load_model(checkpoint), root, ids, progress=False)
+    assert list(frame.index) == [ids[0], ids[2]]
+    broken = {r.audio_path for r in patients[1].recordings}
+    assert {p.path for p in problems if p.path in broken} == broken
+    [patient_problem] = [p for p in problems if p.path not in broken]
+    assert f"patient {ids[1]}: no readable recording; not predicted" in patient_problem.message
+    # nobody readable at all: an empty frame, not an error
+    empty, _ = predict_dataset(load_model(checkpoint), root, [ids[1]], progress=False)
+    assert empty.empty
+
+
 def test_load_model_errors_name_the_file(tmp_path):
     with pytest.raises(MurmurlmError, match="not found"):
         load_model(tmp_path / "nothing.pt")
@@ -105,7 +126,6 @@ def test_load_model_errors_name_the_file(tmp_path):
         load_model(other)
 
 
-@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason="packaged default checkpoint not built yet")
 def test_packaged_default_model_loads_and_predicts():
     predictor = load_model()
     assert predictor.model.num_params < 500_000

@@ -252,7 +252,23 @@ def test_thirty_second_window_like_the_7b(tiny, tmp_path):  # tiny: one thread
     audio_id = backend.unwrapped_model.config.audio_token_id
     assert (batch["input_ids"] == audio_id).sum(1).tolist() == [750, 175]
     prompts = load_prompts(DEFAULT_PROMPTS)
+    seen = []
+    real_score_tasks = backend.score_tasks
+
+    def spy(windows, tasks, **kw):  # the windows the backend is asked to score, then the real scores
+        seen.append([len(w) for w in windows])
+        out = real_score_tasks(windows, tasks, **kw)
+        seen.append(out)
+        return out
+
+    backend.score_tasks = spy
     probs = recording_probabilities(backend, recording, prompts, AudioOptions(window_seconds=30.0),
                                     ["Murmur", "Systolic murmur pitch"], location="MV")
-    assert probs["Murmur"].shape == (3,) and probs["Systolic murmur pitch"].shape == (4,)
+    # three whole 30 s windows: 0-30 s, 30-60 s and the last 30 s (34-64 s), none padded or cut short
+    assert seen[0] == [30 * 16000] * 3
+    per_window = seen[1]
+    assert [p.shape for p in per_window] == [(3, 3), (3, 4)]
+    # the recording's probabilities are the mean of its windows'
+    np.testing.assert_allclose(probs["Murmur"], per_window[0].mean(axis=0))
+    np.testing.assert_allclose(probs["Systolic murmur pitch"], per_window[1].mean(axis=0))
     np.testing.assert_allclose([p.sum() for p in probs.values()], 1.0)

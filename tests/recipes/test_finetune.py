@@ -93,10 +93,15 @@ def test_finetune_writes_adapter_checkpoints_metrics_and_predictions(recipe, tin
     assert probs.shape == (1, 2)
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(recipe, tiny, synthetic_circor, split, tmp_path,
-                                                                 monkeypatch):
-    extra = ("train.max_steps=5", "train.save_every=2", "train.schedule=cosine", "train.warmup_steps=1",
-             "model.lora.dropout=0.1")  # dropout: the RNG state must be restored too
+# 48 training examples, 3 optimiser steps an epoch either way; the run is killed after step 4:
+# - grad_accum 1, save_every 2: resumed from step 2, mid-epoch (2 batches skipped), across the epoch boundary;
+# - grad_accum 2, save_every 3: resumed from the checkpoint at the very end of epoch 0 (nothing left to skip).
+@pytest.mark.parametrize("batch_size, grad_accum, save_every", [(16, 1, 2), (8, 2, 3)])
+def test_resume_after_interruption_is_bit_identical_to_an_uninterrupted_run(
+        recipe, tiny, synthetic_circor, split, tmp_path, monkeypatch, batch_size, grad_accum, save_every):
+    extra = ("train.max_steps=5", f"train.save_every={save_every}", "train.schedule=cosine", "train.warmup_steps=1",
+             "model.lora.dropout=0.1",  # dropout masks must be replayed too
+             f"train.batch_size={batch_size}", f"train.grad_accum={grad_accum}")
     reference = tmp_path / "reference"
     run(recipe, tiny, synthetic_circor, split, reference, *extra)
 
@@ -114,12 +119,19 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(recipe, tiny, sy
     monkeypatch.setattr(recipe.MetricsLog, "write", write)
     assert sorted(losses(interrupted)) == [1, 2, 3]
 
-    run(recipe, tiny, synthetic_circor, split, interrupted, *extra, resume=True)
-    assert losses(interrupted) == pytest.approx(losses(reference), rel=1e-5)
+    resumed = run(recipe, tiny, synthetic_circor, split, interrupted, *extra, resume=True)
+    assert resumed["steps"] == 5
+    epochs = {r["step"]: r["epoch"] for r in map(json.loads, (reference / "metrics.jsonl").read_text().splitlines())
+              if "loss" in r}
+    assert epochs == {1: 0, 2: 0, 3: 0, 4: 1, 5: 1}  # the layout the two cases above rely on
+    assert losses(interrupted) == losses(reference)  # bit-identical: exact floats, no tolerance
     ref, got = adapter_weights(reference / "adapter"), adapter_weights(interrupted / "adapter")
-    assert ref.keys() == got.keys()
+    assert ref.keys() == got.keys() and ref
     for key in ref:
-        torch.testing.assert_close(got[key], ref[key], rtol=1e-4, atol=1e-6)
+        assert torch.equal(got[key], ref[key]), key
+    # the final evaluation of the resumed adapter is the uninterrupted one's, to the last digit
+    assert resumed["val"] == json.loads((reference / "summary.json").read_text())["val"]
+    assert (interrupted / "predictions_val.csv").read_bytes() == (reference / "predictions_val.csv").read_bytes()
     # resuming a finished run trains no further
     assert run(recipe, tiny, synthetic_circor, split, interrupted, *extra, resume=True)["steps"] == 5
     assert sorted(losses(interrupted)) == [1, 2, 3, 4, 5]

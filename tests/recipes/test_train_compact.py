@@ -85,6 +85,25 @@ class Interrupt(Exception):
     pass
 
 
+def assert_identical(a, b, where: str) -> None:
+    """Nested dicts/lists/tuples equal, tensors and arrays bit for bit (torch.equal / array_equal)."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), f"{where} differs after resume"
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), f"{where} differs after resume"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 @pytest.mark.slow
 def test_resume_after_interrupt_gives_identical_weights(timing_task, tmp_path):
     train_root, _ = timing_task
@@ -101,13 +120,16 @@ def test_resume_after_interrupt_gives_identical_weights(timing_task, tmp_path):
         train_compact.train(cfg(), train_root, tmp_path / "cut", progress=False, on_step=stop_in_epoch_two)
     resumed = train_compact.train(cfg(), train_root, tmp_path / "cut", resume=True, progress=False)
 
+    # every tensor of both checkpoints (weights, EMA weights, AdamW moments, RNG states) is equal
+    # bit for bit, and every other entry (epoch, step, best score, metrics, config) exactly
     for name in ("last.pt", "best.pt"):
-        a = torch.load(tmp_path / "straight" / name, weights_only=False)["model"]
-        b = torch.load(tmp_path / "cut" / name, weights_only=False)["model"]
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), f"{name}: {k} differs after resume"
-    assert straight["best_epoch"] == resumed["best_epoch"] and straight["steps"] == resumed["steps"]
+        a = torch.load(tmp_path / "straight" / name, weights_only=False)
+        b = torch.load(tmp_path / "cut" / name, weights_only=False)
+        assert_identical(a, b, name)
+    last = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
+    assert last["epoch"] == 3 and last["ema"] is not None and last["optimizer"]["state"]  # all compared above
+    assert straight == resumed  # best epoch, score, validation metrics, steps, murmur scale
+    assert (tmp_path / "straight" / "summary.json").read_bytes() == (tmp_path / "cut" / "summary.json").read_bytes()
     from murmurlm.train.metrics_log import MetricsLog
 
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
