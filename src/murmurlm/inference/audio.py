@@ -59,6 +59,10 @@ class RecordingError(AudioError):
         self.reason = reason
 
 
+SF_COUNT_MAX = 2**63 - 1
+"""libsndfile's frame count of a stream whose header does not give its length."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the file itself holds, before any conversion."""
@@ -144,8 +148,14 @@ def audio_info(path: str | Path) -> AudioInfo:
     if info.samplerate <= 0 or info.channels <= 0:
         raise RecordingError(path, f"impossible header: {info.samplerate} Hz, {info.channels} channels",
                              "not_audio")
-    return AudioInfo(int(info.samplerate), int(info.channels), int(max(info.frames, 0)),
-                     str(info.format), str(info.subtype))
+    frames = int(info.frames)
+    if frames < 0 or frames >= SF_COUNT_MAX:  # a streamed FLAC whose header does not give its length
+        # libsndfile (1.2) reports SF_COUNT_MAX frames for it and then fails to seek near the end
+        # ("Internal psf_fseek() failed"), losing the last blocks: refuse it with the cure.
+        raise RecordingError(path, f"{info.format} file without its length in the header (a streamed "
+                             "encoding): it cannot be decoded reliably; re-encode it (e.g. `flac -f -o "
+                             "out.flac in.flac`) or export WAV", "unsupported")
+    return AudioInfo(int(info.samplerate), int(info.channels), frames, str(info.format), str(info.subtype))
 
 
 def _short(err: Exception) -> str:
