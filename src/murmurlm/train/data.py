@@ -62,11 +62,12 @@ def recording_targets(patient, recording, heads: Sequence[str], character_target
 
 
 def class_weights(targets: np.ndarray, num_classes: int, power: float = 0.5, max_weight: float = 20.0) -> list[float]:
-    """Inverse-frequency class weights ``(N / (K n_c)) ** power``, clipped to ``max_weight``.
+    """Inverse-frequency class weights ``(N / (K n_c)) ** power``, clipped to ``max_weight``, then
+    rescaled so that their frequency-weighted mean is 1 (the loss keeps its scale; the rescaling can
+    lift a clipped weight above ``max_weight``).
 
     ``power=0`` gives plain cross-entropy, ``1`` full balancing. Classes absent from ``targets``
-    get ``max_weight`` (they cannot contribute to the loss anyway). Weights are rescaled so that
-    their frequency-weighted mean is 1 (the loss keeps its scale).
+    get ``max_weight`` before the rescaling (they cannot contribute to the loss anyway).
 
     >>> class_weights(np.array([0, 0, 0, 1]), 2, power=1.0)
     [0.666667, 2.0]
