@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import platform
 import resource
 import sys
@@ -61,6 +60,7 @@ from murmurlm.models.instructions import (  # noqa: E402
     recording_labels,
     recording_probabilities,
 )
+from murmurlm.train.schedule import warmup_cosine  # noqa: E402
 
 log = logging.getLogger("benchmarks.whisper_lm")
 RESULTS = REPO / "benchmarks" / "results"
@@ -127,14 +127,7 @@ def train(backend, ds: InstructionDataset, labels: list[tuple[str, str]], args, 
     steps = args.max_steps
     draws = rng.choice(len(ds), size=steps * args.batch_size, replace=True, p=weights)
     optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=args.lr, weight_decay=0.0)
-    warmup = max(1, steps // 20)
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = warmup_cosine(optimizer, warmup_steps=max(1, steps // 20), total_steps=steps)
     # The encoder once per training window (the windows the draws will use).
     t0, c0 = time.time(), time.process_time()
     windows = {}

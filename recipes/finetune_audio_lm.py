@@ -59,6 +59,7 @@ from murmurlm.models.instructions import (
 )
 from murmurlm.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from murmurlm.train.metrics_log import MetricsLog
+from murmurlm.train.schedule import warmup_cosine
 from murmurlm.train.seeding import epoch_seed, set_seed
 
 log = logging.getLogger("murmurlm.recipes.finetune_audio_lm")
@@ -179,17 +180,6 @@ def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> A
         )
     except TypeError as err:  # an option the backend's load() does not take
         raise ConfigError(f"model.options {sorted(cfg.model.options)}: {err}") from None
-
-
-def _schedule(cfg: TrainConfig, total_steps: int):
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.schedule == "constant":
-            return 1.0
-        progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return factor
 
 
 def _epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
@@ -389,7 +379,8 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
         log.info("resuming from %s (step %d, epoch %d)", checkpoints[-1], step, epoch)
 
     optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(tc, total_steps))
+    # the warm-up ramps by (step + 1) / (warmup_steps + 1): the peak comes on the step after it
+    scheduler = warmup_cosine(optimizer, tc.warmup_steps, total_steps, decay=tc.schedule, peak_after_warmup=True)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -44,6 +44,7 @@ from murmurlm.signal.features import FrontEnd, recording_features
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
 from murmurlm.train.metrics_log import MetricsLog
+from murmurlm.train.schedule import warmup_cosine
 from murmurlm.train.seeding import epoch_seed, set_deterministic, set_seed
 
 log = logging.getLogger("murmurlm.recipes.train_compact")
@@ -52,10 +53,13 @@ TRAIN_KIND = "murmurlm-compact-train"
 
 @dataclass
 class TrainConfig:
+    """The run config; the defaults are those of ``configs/compact/default.yaml``, which explains each
+    key (tests/recipes/test_config_defaults.py keeps the two equal)."""
+
     seed: int = 0
     epochs: int = 25
     patience: int = 8
-    select: str = "best"
+    select: str = "last"
     batch_size: int = 32
     crops_per_recording: float = 1.0
     crop_seconds: float = 4.0
@@ -69,7 +73,7 @@ class TrainConfig:
     sampling_power: float = 0.5
     character_targets: str = "heard"
     val_fraction: float = 0.2
-    murmur_scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    murmur_scale: list[float] = field(default_factory=lambda: [1.0, 0.35, 1.0])
     tune_murmur_scale: bool = False
     murmur_rule: str = "any"
     character_rule: str = "murmur-weighted"
@@ -249,8 +253,8 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
     model = CompactModel(cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None  # weight average: validated and kept
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    # the cosine spans the whole run from step 0, multiplied by the warm-up ramp
+    scheduler = warmup_cosine(optimizer, warmup, total_steps, decay_from="start")
     log.info("model: %d parameters; %d steps per epoch", model.num_params, steps_per_epoch)
 
     metrics_log = MetricsLog(out / "metrics.jsonl")

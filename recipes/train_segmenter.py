@@ -23,30 +23,17 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.errors import ConfigError
+from murmurlm.signal.segment.mamba import MambaSegmenterConfig
+from murmurlm.train.schedule import lr_factor
 
 log = logging.getLogger("murmurlm.recipes.train_segmenter")
-
-
-@dataclass
-class ModelArgs:
-    """Mirror of MambaSegmenterConfig's fields that a config may set (see mamba.py for meanings)."""
-
-    n_mels: int = 32
-    patch_frames: int = 2      # 2 x 10 ms hop = 20 ms per output frame
-    d_model: int = 64          # higher: more capacity, slower on CPU
-    n_layers: int = 4
-    d_state: int = 16
-    expand: int = 2
-    head_dim: int = 16
-    chunk_size: int = 64       # 64 is fastest for the PyTorch scan on CPU here
-    dropout: float = 0.1
 
 
 @dataclass
@@ -58,7 +45,7 @@ class TrainConfig:
     train_patients: Path | None = None  # file of patient ids; None: seeded split
     val_patients: Path | None = None
     val_fraction: float = 0.2
-    model: ModelArgs = field(default_factory=ModelArgs)
+    model: MambaSegmenterConfig = field(default_factory=MambaSegmenterConfig)  # mamba: architecture, front end
     # optimisation (mamba)
     batch_size: int = 8
     crop_frames: int = 256             # 256 frames = 5.12 s per training example
@@ -139,7 +126,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     from murmurlm.signal.segment.evaluation import evaluate_segmenter
     from murmurlm.signal.segment.frames import segments_to_frames
     from murmurlm.signal.segment.hsmm import NUM_STATES, fit_hsmm_params
-    from murmurlm.signal.segment.mamba import MambaSegmenter, MambaSegmenterConfig, save_mamba_segmenter
+    from murmurlm.signal.segment.mamba import MambaSegmenter, save_mamba_segmenter
 
     transformers.logging.set_verbosity_error()  # the "falling back to PyTorch" notes, once per kernel
     torch.set_num_threads(cfg.threads)
@@ -148,7 +135,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     started = time.monotonic()
     budget = cfg.max_minutes * 60
 
-    model = MambaSegmenter(MambaSegmenterConfig(**config_to_dict(cfg.model)))
+    model = MambaSegmenter(replace(cfg.model))  # a copy: the run's config stays as given
     log.info("model: %d parameters", sum(p.numel() for p in model.parameters()))
 
     # features and frame labels of every training recording, once (float16 to halve the memory)
@@ -175,14 +162,11 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
             y[b, :n] = labels[i][s:s + n]
         return x, y
 
-    def lr_at(step: int, total: int, peak: float, phase_start: float, phase_budget: float) -> float:
+    def lr_at(step: int, total: int, phase_start: float, phase_budget: float) -> float:
         """Linear warm-up, then cosine decay over the steps or the time budget, whichever ends first
         (on a shared CPU the budget usually does, and the rate should still reach ~0 at the end)."""
-        if step < cfg.warmup_steps:
-            return peak * (step + 1) / cfg.warmup_steps
-        by_steps = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        by_time = (time.monotonic() - phase_start) / phase_budget
-        return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, max(by_steps, by_time))))
+        return lr_factor(step, cfg.warmup_steps, total, peak=cfg.lr,
+                         budget_fraction=(time.monotonic() - phase_start) / phase_budget)
 
     log_file = (cfg.out / "train_log.jsonl").open("w")
 
@@ -195,7 +179,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
         pretrain_start = time.monotonic()
         for step in range(cfg.pretrain_steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg.pretrain_steps, cfg.lr, pretrain_start, budget / 2)
+                group["lr"] = lr_at(step, cfg.pretrain_steps, pretrain_start, budget / 2)
             x, _ = batch()
             loss = model.pretrain_loss(x, cfg.mask_ratio, gen)
             opt.zero_grad(set_to_none=True)
@@ -224,7 +208,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     train_budget = max(1.0, budget - (train_start - started))
     for step in range(1, cfg.max_steps + 1):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, cfg.max_steps, cfg.lr, train_start, train_budget)
+            group["lr"] = lr_at(step - 1, cfg.max_steps, train_start, train_budget)
         x, y = batch()
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)

@@ -126,6 +126,21 @@ def test_load_model_errors_name_the_file(tmp_path):
         load_model(other)
 
 
+def test_a_checkpoint_without_window_settings_is_an_error_naming_the_file(checkpoint, tmp_path):
+    from murmurlm.train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    assert load_model(checkpoint).hop_seconds == 1.0  # what save_model wrote, no fallback
+    del ckpt["inference"]["hop_seconds"]
+    save_checkpoint(tmp_path / "no_hop.pt", **ckpt)
+    with pytest.raises(MurmurlmError, match=r"no_hop\.pt.*lack hop_seconds"):
+        load_model(tmp_path / "no_hop.pt")
+    del ckpt["inference"]
+    save_checkpoint(tmp_path / "no_inference.pt", **ckpt)
+    with pytest.raises(MurmurlmError, match=r"no_inference\.pt.*lack window_seconds, hop_seconds"):
+        load_model(tmp_path / "no_inference.pt")
+
+
 def test_packaged_default_model_loads_and_predicts():
     predictor = load_model()
     assert predictor.model.num_params < 500_000

@@ -227,11 +227,16 @@ def load_model(path: str | Path | None = None, threads: int | None = None) -> Pr
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise MurmurlmError(f"{path}: not a usable compact checkpoint ({type(err).__name__}: {err})") from None
     fe = FrontEnd(**ckpt["front_end"])
+    # save_model always writes the window settings; the rules and the murmur scale may be missing
+    # from older checkpoints, and then take Predictor's defaults
     inf = ckpt.get("inference", {})
-    return Predictor(model, fe, window_seconds=inf.get("window_seconds", 4.0), hop_seconds=inf.get("hop_seconds", 2.0),
-                     config=ckpt.get("config", {}), murmur_rule=inf.get("murmur_rule", "any"),
-                     character_rule=inf.get("character_rule", "murmur-weighted"),
-                     murmur_scale=inf.get("murmur_scale"), path=path)
+    missing = [k for k in ("window_seconds", "hop_seconds") if k not in inf]
+    if missing:
+        raise MurmurlmError(f"{path}: not a usable compact checkpoint (its inference settings lack "
+                            f"{', '.join(missing)}; save_model writes them)")
+    optional = {k: inf[k] for k in ("murmur_rule", "character_rule", "murmur_scale") if k in inf}
+    return Predictor(model, fe, window_seconds=inf["window_seconds"], hop_seconds=inf["hop_seconds"],
+                     config=ckpt.get("config", {}), path=path, **optional)
 
 
 def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int) -> PatientPrediction:
