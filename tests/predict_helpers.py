@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +57,27 @@ def encode(wave: np.ndarray, sampling_rate: int, fmt: str = "WAV", subtype: str 
     buf = io.BytesIO()
     sf.write(buf, wave, sampling_rate, format=fmt, subtype=subtype)
     return buf.getvalue()
+
+
+@contextmanager
+def serving(app):
+    """``app`` under a real uvicorn server on a free 127.0.0.1 port (in a thread); yields the port.
+    Fails the test when the server does not start, or does not stop afterwards."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(15)
+    assert not thread.is_alive(), "uvicorn did not stop"

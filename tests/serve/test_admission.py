@@ -8,37 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
-from contextlib import contextmanager
-
-import uvicorn
 
 from murmurlm.serve.app import create_app
-from predict_helpers import encode, synthetic_wave, tiny_predictor
+from predict_helpers import encode, serving, synthetic_wave, tiny_predictor
 
 MAX_PENDING = 2
-
-
-@contextmanager
-def serving(app):
-    """The app under a real uvicorn server on a free 127.0.0.1 port (in a thread); yields the port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(15)
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 def request_head(length: int, content_type: str = "audio/wav") -> bytes:

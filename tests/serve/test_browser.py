@@ -4,44 +4,23 @@ upload a synthetic recording, see the feature table, the figure and the JSON dow
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from murmurlm.data import labels as L
-from predict_helpers import encode, synthetic_wave, tiny_predictor
+from predict_helpers import encode, serving, synthetic_wave, tiny_predictor
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
     from murmurlm.serve.app import create_app
 
     tmp_dir = tmp_path_factory.mktemp("browser-service")
-    app = create_app(tiny_predictor(), tmp_dir=tmp_dir)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tmp_dir
-    srv.should_exit = True
-    thread.join(10)
+    with serving(create_app(tiny_predictor(), tmp_dir=tmp_dir)) as port:
+        yield f"http://127.0.0.1:{port}", tmp_dir
 
 
 @pytest.fixture(scope="module")

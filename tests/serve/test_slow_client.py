@@ -4,28 +4,15 @@ with ``max_pending=1``, the next upload is served."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
-import uvicorn
-
 from murmurlm.serve.app import create_app
-from predict_helpers import encode, synthetic_wave, tiny_predictor
+from predict_helpers import encode, serving, synthetic_wave, tiny_predictor
 
 
 def test_stalled_upload_gets_408(tmp_path):
     app = create_app(tiny_predictor(), tmp_dir=tmp_path / "svc", body_timeout_s=1.0, max_pending=1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
+    with serving(app) as port:
         with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
             conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
                          b"Content-Length: 100000\r\n\r\nRIFF")  # ... and nothing more
@@ -51,6 +38,3 @@ def test_stalled_upload_gets_408(tmp_path):
         assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
         assert b'"features":[' in reply and f'"bytes":{len(wav)}'.encode() in reply
         assert list((tmp_path / "svc").iterdir()) == []
-    finally:
-        server.should_exit = True
-        thread.join(10)
