@@ -62,10 +62,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from murmurlm.errors import ConfigError
+from murmurlm.serve.schemas import ERRORS, UPLOAD_BODY, AskResponse, Health, PredictResponse
 from murmurlm.serve.upload import UploadError, parse_upload
 
 log = logging.getLogger(__name__)
@@ -87,104 +87,6 @@ class ServiceError(Exception):
     def __init__(self, status: int, reason: str, detail: str):
         super().__init__(detail)
         self.status, self.reason, self.detail = status, reason, detail
-
-
-# ----------------------------------------------------------------------------------------------
-# response schema (OpenAPI)
-
-
-class FeatureOut(BaseModel):
-    name: str = Field(description="CirCor column name, e.g. 'Systolic murmur timing'")
-    label: str = Field(description="predicted class ('nan': no such murmur)")
-    probability: float | None = Field(description="probability of the predicted class")
-    probabilities: dict[str, float] = Field(description="class -> probability, CirCor's class order")
-    overridden: bool = Field(False, description="label set to 'nan' because Murmur is not Present (or the "
-                                                "murmur's timing is 'nan'); probability is then null")
-
-
-class SegmentOut(BaseModel):
-    start: float
-    end: float
-    state: int = Field(description="1 S1, 2 systole, 3 S2, 4 diastole, 0 unannotated")
-    name: str
-
-
-class SegmentationOut(BaseModel):
-    available: bool
-    heart_rate_bpm: float | None = None
-    cycles: int | None = None
-    method: str | None = None
-    segments: list[SegmentOut] = []
-
-
-class QualityOut(BaseModel):
-    usable_fraction: float
-    flag: str = Field(description="good (>= 0.6 usable), fair (>= 0.3) or poor")
-    method: str = Field(description="'cycles' (complete heart cycles) or 'energy' (silence/clipping/bursts)")
-    detail: str
-
-
-class InputOut(BaseModel):
-    filename: str
-    bytes: int
-    format: str
-    subtype: str
-    sampling_rate: int
-    channels: int
-    duration_s: float
-
-
-class PredictResponse(BaseModel):
-    input: InputOut
-    sampling_rate: int = Field(description="rate the model analysed (after resampling)")
-    duration_s: float
-    labels: dict[str, str]
-    features: list[FeatureOut]
-    segmentation: SegmentationOut
-    quality: QualityOut
-    warnings: list[str]
-    model: str
-    elapsed_s: float
-    plot_png: str | None = Field(None, description="base64 PNG of the report figure (?plot=true)")
-
-
-class AskResponse(BaseModel):
-    question: str
-    answer: str
-    input: InputOut
-    warnings: list[str]
-    model: str
-
-
-class ErrorResponse(BaseModel):
-    detail: str
-    reason: str
-
-
-class Health(BaseModel):
-    status: str
-    model: str
-    sampling_rate: int
-    ask: bool
-    segmentation: bool
-    limits: dict[str, float]
-
-
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary",
-                                        "description": "WAV or FLAC, any rate, mono or stereo"}}}},
-            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
-            "audio/flac": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -446,7 +348,7 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
                 "limits": {"max_upload_mb": service.max_upload_mb, "max_duration_s": service.max_duration_s,
                            "min_duration_s": service.min_duration_s}}
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=UPLOAD_BODY,
               summary="Predict the 11 murmur features of an uploaded recording")
     async def predict(request: Request, plot: bool = Query(False, description="add the report figure (base64 PNG)")):
         async with service.admit():
@@ -456,7 +358,7 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
                                                   limiter=service.limiter)
 
     if audio_lm is not None:
-        @app.post("/v1/ask", response_model=AskResponse, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
+        @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS, openapi_extra=UPLOAD_BODY,
                   summary="Ask the audio language model a question about an uploaded recording")
         async def ask(request: Request, question: str = Query(..., min_length=1, max_length=500)):
             async with service.admit():

@@ -1,0 +1,110 @@
+"""The web service's schema: the JSON it answers with and the OpenAPI description of its request
+bodies and errors (pydantic models; :mod:`murmurlm.serve.app` holds the routes).
+
+Examples
+--------
+>>> FeatureOut(name="Murmur", label="Present", probability=0.8,
+...            probabilities={"Present": 0.8, "Unknown": 0.1, "Absent": 0.1}).label
+'Present'
+>>> sorted(ERRORS)
+[400, 408, 413, 415, 422, 503]
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+
+class FeatureOut(BaseModel):
+    name: str = Field(description="CirCor column name, e.g. 'Systolic murmur timing'")
+    label: str = Field(description="predicted class ('nan': no such murmur)")
+    probability: float | None = Field(description="probability of the predicted class")
+    probabilities: dict[str, float] = Field(description="class -> probability, CirCor's class order")
+    overridden: bool = Field(False, description="label set to 'nan' because Murmur is not Present (or the "
+                                                "murmur's timing is 'nan'); probability is then null")
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    state: int = Field(description="1 S1, 2 systole, 3 S2, 4 diastole, 0 unannotated")
+    name: str
+
+
+class SegmentationOut(BaseModel):
+    available: bool
+    heart_rate_bpm: float | None = None
+    cycles: int | None = None
+    method: str | None = None
+    segments: list[SegmentOut] = []
+
+
+class QualityOut(BaseModel):
+    usable_fraction: float
+    flag: str = Field(description="good (>= 0.6 usable), fair (>= 0.3) or poor")
+    method: str = Field(description="'cycles' (complete heart cycles) or 'energy' (silence/clipping/bursts)")
+    detail: str
+
+
+class InputOut(BaseModel):
+    filename: str
+    bytes: int
+    format: str
+    subtype: str
+    sampling_rate: int
+    channels: int
+    duration_s: float
+
+
+class PredictResponse(BaseModel):
+    input: InputOut
+    sampling_rate: int = Field(description="rate the model analysed (after resampling)")
+    duration_s: float
+    labels: dict[str, str]
+    features: list[FeatureOut]
+    segmentation: SegmentationOut
+    quality: QualityOut
+    warnings: list[str]
+    model: str
+    elapsed_s: float
+    plot_png: str | None = Field(None, description="base64 PNG of the report figure (?plot=true)")
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    input: InputOut
+    warnings: list[str]
+    model: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    reason: str
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    sampling_rate: int
+    ask: bool
+    segmentation: bool
+    limits: dict[str, float]
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "WAV or FLAC, any rate, mono or stereo"}}}},
+            "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+            "audio/flac": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}
