@@ -77,11 +77,11 @@ MODULES: dict[str, dict] = {
                   "tests/train/test_train_data_mutants.py"],
         "process_isolation": "forkserver",  # the tests import torch
     },
-    "signal/segment/cycles": {
-        "source": "src/murmurlm/signal/segment/cycles.py",
+    "signal/cycles": {
+        "source": "src/murmurlm/signal/cycles.py",
         "tests": ["tests/signal/segment/test_segment_io_cycles.py",
-                  DOCTESTS.format("murmurlm.signal.segment.cycles"),
-                  "tests/signal/segment/test_cycles_mutants.py"],
+                  DOCTESTS.format("murmurlm.signal.cycles"),
+                  "tests/signal/segment/test_cycles_mutants.py", "tests/signal/test_cycles.py"],
     },
 }
 

@@ -10,8 +10,9 @@ import pytest
 
 from murmurlm.data import labels as L
 from murmurlm.inference.report import (
-    SegmentView, analyse_recording, assess_quality, complete_cycles, murmur_report, plot_report, render_report,
+    CYCLE_RULE, SegmentView, analyse_recording, assess_quality, murmur_report, plot_report, render_report,
 )
+from murmurlm.signal.cycles import complete_cycles
 from murmurlm.signal.synth import MurmurSpec, synth_pcg
 from predict_helpers import tiny_predictor
 
@@ -65,14 +66,14 @@ def test_complete_cycles_need_the_four_states_in_order():
             SegmentView(0.9, 1.0, 1), SegmentView(1.0, 1.3, 2), SegmentView(1.5, 1.6, 3), SegmentView(1.6, 2.0, 4),
             SegmentView(2.0, 2.1, 1), SegmentView(2.1, 2.4, 2), SegmentView(2.4, 2.5, 3), SegmentView(2.5, 2.9, 4)]
     # the second cycle has a 0.2 s hole between systole and S2
-    assert complete_cycles(segs) == [(0.0, 0.9), (2.0, 2.9)]
+    assert complete_cycles(segs, CYCLE_RULE) == [(0.0, 0.9), (2.0, 2.9)]
 
 
 def test_quality_from_true_segmentation(pcg):
     q = assess_quality(pcg.waveform, 4000, pcg.segments)
     assert q["method"] == "cycles" and q["flag"] == "good"
     covered = sum(e - s for s, e in complete_cycles(
-        [SegmentView(s.start, s.end, s.state) for s in pcg.segments]))
+        [SegmentView(s.start, s.end, s.state) for s in pcg.segments], CYCLE_RULE))
     assert q["usable_fraction"] == pytest.approx(covered / 12.0, abs=1e-3)
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from murmurlm.data.circor import Segment
-from murmurlm.signal.crop import annotated_span, crop_annotated
+from murmurlm.signal.crop import crop_annotated
+from murmurlm.signal.cycles import annotated_span
 from murmurlm.signal.filter import pcg_clean, pcg_filter, pcg_normalise, pcg_resample
 
 FS = 4000

@@ -11,8 +11,9 @@ Quality flag
 ``usable_fraction`` is the share of the recording that analysis can rely on:
 
 - with a segmentation (``method="cycles"``): the time covered by complete heart cycles, i.e. runs
-  S1 -> systole -> S2 -> diastole whose consecutive segments are at most 50 ms apart, and by
-  usable 1-second windows (below), divided by the duration;
+  S1 -> systole -> S2 -> diastole whose consecutive segments are at most 50 ms apart (rule
+  :data:`murmurlm.signal.cycles.TOLERANT`, which the heart rate uses too), and by usable 1-second
+  windows (below), divided by the duration;
 - without one (``method="energy"``): the share of 1-second windows that are neither silent (RMS
   about the window mean below -60 dBFS), clipped (more than 0.5 % of samples at full scale) nor a burst (RMS above 4
   times the median RMS of the windows that are neither silent nor clipped: stethoscope friction,
@@ -49,11 +50,12 @@ import numpy as np
 
 from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
+from murmurlm.signal import cycles as heart_cycles
 
 log = logging.getLogger(__name__)
 
 GOOD, FAIR = 0.6, 0.3
-CYCLE_GAP_S = 0.05
+CYCLE_RULE = heart_cycles.TOLERANT  # what counts as a complete cycle here
 WINDOW_S = 1.0
 SILENCE_RMS = 1e-3  # -60 dBFS
 CLIP_LEVEL, CLIP_SHARE = 0.999, 0.005
@@ -116,28 +118,6 @@ def _segments(segmentation: Any) -> list[SegmentView]:
     return sorted(out, key=lambda s: s.start)
 
 
-def complete_cycles(segments: Sequence[SegmentView], max_gap: float = CYCLE_GAP_S) -> list[tuple[float, float]]:
-    """(start, end) of each complete cycle S1 -> systole -> S2 -> diastole in ``segments``.
-
-    >>> segs = [SegmentView(0.0, 0.1, 1), SegmentView(0.1, 0.4, 2), SegmentView(0.4, 0.5, 3),
-    ...         SegmentView(0.5, 0.9, 4), SegmentView(0.9, 1.0, 1), SegmentView(1.0, 1.3, 2)]
-    >>> complete_cycles(segs)
-    [(0.0, 0.9)]
-    """
-    cycles = []
-    i = 0
-    while i + 3 < len(segments):
-        run = segments[i:i + 4]
-        if [s.state for s in run] == [1, 2, 3, 4] and all(
-            run[k + 1].start - run[k].end <= max_gap for k in range(3)
-        ):
-            cycles.append((run[0].start, run[3].end))
-            i += 4
-        else:
-            i += 1
-    return cycles
-
-
 # ----------------------------------------------------------------------------------------------
 # quality
 
@@ -177,7 +157,7 @@ def assess_quality(waveform: np.ndarray, sampling_rate: int, segmentation: Any =
         # time inside complete cycles AND inside usable windows, on a 10 ms grid
         grid = np.arange(0.0, duration, 0.01) + 0.005
         in_cycle = np.zeros(len(grid), bool)
-        cycles = complete_cycles(segments)
+        cycles = heart_cycles.complete_cycles(segments, CYCLE_RULE)
         for start, end in cycles:
             in_cycle |= (grid >= start) & (grid < end)
         window = np.minimum((grid / duration * n).astype(int), n - 1)
@@ -271,7 +251,7 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
     seg_info: dict[str, Any] = {"available": bool(segments), "heart_rate_bpm": None, "cycles": None,
                                 "segments": []}
     if segments:
-        cycles = complete_cycles(segments)
+        cycles = heart_cycles.complete_cycles(segments, CYCLE_RULE)
         rate = getattr(segmentation, "heart_rate", None)
         if rate is None or not math.isfinite(float(rate)):
             rate = 60.0 / float(np.median([e - s for s, e in cycles])) if cycles else None

@@ -12,7 +12,8 @@ one of the :class:`AudioOptions` modes:
 - ``"window"``: consecutive windows (``hop_seconds`` apart); the last one is aligned to the end of
   the recording, so every window is full length when the recording is longer than one window.
 - ``"cycles"``: windows made of whole cardiac cycles (S1 onset to next S1 onset, from the ``.tsv``
-  segmentation), as many as fit in one window; recordings without a segmentation fall back to
+  segmentation: :data:`murmurlm.signal.cycles.S1_TO_S1`), as many as fit in one window
+  (:func:`murmurlm.signal.cycles.fit_cycle_windows`); recordings without a segmentation fall back to
   ``"window"``.
 - ``"predicted-cycles"``: as ``"cycles"``, with the cycles found by the packaged Mamba segmenter
   (:func:`murmurlm.signal.segment.pcg_segment`) instead of the ``.tsv`` (works on new recordings;
@@ -49,6 +50,7 @@ from murmurlm.data import labels as L
 from murmurlm.data.circor import Patient, Recording, Segment
 from murmurlm.errors import ConfigError
 from murmurlm.models.audio_lm import Example
+from murmurlm.signal.cycles import S1_TO_S1, fit_cycle_windows
 from murmurlm.signal.filter import pcg_resample
 
 log = logging.getLogger(__name__)
@@ -251,8 +253,8 @@ def window_bounds(num_samples: int, sampling_rate: int, options: AudioOptions,
     if num_samples < options.min_seconds * sampling_rate or num_samples == 0:
         return []
     if options.mode in ("cycles", "predicted-cycles"):
-        bounds = _cycle_windows(num_samples, sampling_rate, size, segments)
-        if bounds is None:
+        bounds = fit_cycle_windows(segments, sampling_rate, options.window_seconds, num_samples, rule=S1_TO_S1)
+        if not bounds:  # fewer than two S1 onsets in the recording
             bounds = _sliding(num_samples, size, options, sampling_rate)
         else:  # drop short leftovers (a last cycle or two), keeping at least one window
             long_enough = [(a, b) for a, b in bounds if b - a >= options.min_seconds * sampling_rate]
@@ -274,25 +276,6 @@ def _sliding(n: int, size: int, options: AudioOptions, rate: int) -> list[tuple[
     if starts[-1] + size < n:
         starts.append(n - size)  # the last window ends with the recording
     return [(s, s + size) for s in starts]
-
-
-def _cycle_windows(n: int, rate: int, size: int, segments: Sequence[Segment]) -> list[tuple[int, int]] | None:
-    """Windows of whole cycles: cut at S1 onsets, pack consecutive cycles up to ``size`` samples."""
-    onsets = sorted(int(round(s.start * rate)) for s in segments if int(s.state) == 1)
-    onsets = [o for o in onsets if 0 <= o < n]
-    if len(onsets) < 2:
-        return None
-    cycles = list(zip(onsets[:-1], onsets[1:]))
-    windows: list[tuple[int, int]] = []
-    start, end = cycles[0]
-    for a, b in cycles[1:]:
-        if b - start <= size and a == end:
-            end = b
-        else:
-            windows.append((start, min(end, start + size)))
-            start, end = a, b
-    windows.append((start, min(end, start + size)))
-    return windows
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,7 +3,8 @@
 CirCor's ``.tsv`` files mark S1/systole/S2/diastole only where the annotators could follow the heart
 cycle; state 0 (unannotated) at the edges is usually handling noise. ``preprocess: annotated`` in the
 compact model's config keeps the annotated stretch only. The function takes plain segments so any
-segmenter (CirCor's ``.tsv``, ``murmurlm.signal.segment``) can feed it.
+segmenter (CirCor's ``.tsv``, ``murmurlm.signal.segment``) can feed it; the span itself is
+:func:`murmurlm.signal.cycles.annotated_span`.
 
 Examples
 --------
@@ -21,17 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-
-def annotated_span(segments: Iterable, min_seconds: float = 0.0) -> tuple[float, float] | None:
-    """(start, end) in seconds from the first to the last segment with a state other than 0, or
-    None when nothing is annotated or the span is shorter than ``min_seconds``."""
-    marked = [(s.start, s.end) for s in segments if int(s.state) != 0 and s.end > s.start]
-    if not marked:
-        return None
-    start, end = min(a for a, _ in marked), max(b for _, b in marked)
-    if end - start < min_seconds:
-        return None
-    return start, end
+from murmurlm.signal.cycles import annotated_span
 
 
 def crop_annotated(waveform: np.ndarray, sampling_rate: int, segments: Iterable,

@@ -98,9 +98,9 @@ def test_crop_cuts_the_last_axis_of_multichannel_input():
 
 def test_crop_says_why_it_keeps_the_whole_recording(caplog):
     x = np.arange(3000.0)
-    with caplog.at_level(logging.DEBUG, logger="murmurlm.signal.segment.cycles"):
+    with caplog.at_level(logging.DEBUG, logger="murmurlm.signal.cycles"):
         assert crop_to_cycles(x, 1000, cycle(0.5), min_seconds=2.0) is x
-    messages = [r.getMessage() for r in caplog.records if r.name == "murmurlm.signal.segment.cycles"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "murmurlm.signal.cycles"]
     assert messages == ["crop_to_cycles: 0.80 s of clean cycles (< 2.00 s); keeping the whole recording"]
 
 

@@ -9,8 +9,9 @@ methods, both decoded by the same duration-dependent HSMM (:mod:`.hsmm`):
 - ``"mamba"``: an SSAMBA-style bidirectional Mamba2 network on log-mel patches (:mod:`.mamba`;
   Shams et al. 2024, arXiv 2405.11831); needs torch and a checkpoint.
 
-Also here: metrics (:mod:`.metrics`), CirCor-format ``.tsv`` output (:mod:`.io`), and the clean-cycle
-cropping the models' ``preprocess: predicted`` option uses (:mod:`.cycles`).
+Also here: metrics (:mod:`.metrics`), CirCor-format ``.tsv`` output (:mod:`.io`), and, re-exported
+from :mod:`murmurlm.signal.cycles` (which reads segmentations, whoever made them), the clean-cycle
+functions :func:`clean_stretches`, :func:`crop_to_cycles` and :func:`cycle_windows`.
 
 Examples
 --------
@@ -37,7 +38,7 @@ import numpy as np
 
 from murmurlm.data.circor import Segment
 from murmurlm.errors import ConfigError
-from murmurlm.signal.segment.cycles import clean_stretches, crop_to_cycles, cycle_windows
+from murmurlm.signal.cycles import clean_stretches, crop_to_cycles, cycle_windows
 from murmurlm.signal.segment.frames import frames_to_segments, segments_to_frames
 from murmurlm.signal.segment.io import write_tsv
 
