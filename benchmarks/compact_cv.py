@@ -37,15 +37,17 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import train_compact  # noqa: E402  (the recipe)
+from summary import summarise_all  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
 from murmurlm.data.circor import load_circor  # noqa: E402
 from murmurlm.data.splits import kfold, read_kfold  # noqa: E402
-from murmurlm.evaluate.baselines import BASELINES, baseline_predictions  # noqa: E402
+from murmurlm.evaluate.baselines import baseline_frames  # noqa: E402
 from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
-from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
+from murmurlm.evaluate.report import evaluate_predictions, evaluate_with_baselines  # noqa: E402
 from murmurlm.inference.predict import combine_models, load_model, predict_dataset  # noqa: E402
 
 log = logging.getLogger("benchmarks.compact_cv")
@@ -60,26 +62,6 @@ def get_folds(dataset, data: Path, k: int, seed: int):
         if len(folds) == k and set().union(*(set(f.val) for f in folds)) == ids:
             return folds, str(folder.relative_to(REPO))
     return kfold(dataset, k=k, seed=seed), f"murmurlm.data.splits.kfold(k={k}, seed={seed})"
-
-
-def summarise(result: dict) -> dict:
-    """The figures the table shows, from an evaluate_predictions result."""
-    feats = {}
-    for f in L.FEATURES:
-        view = result["features"][f.name]
-        char = view["characterisation"]
-        rare = {c: v["recall"] for c, v in view["all"]["per_class"].items()
-                if c != L.NO_MURMUR and 0 < v["support"] <= 10}
-        feats[f.name] = {"macro_f1": view["all"]["macro_f1"],
-                         "macro_f1_murmur_patients": char["macro_f1"] if char else None,
-                         "uar_murmur_patients": char["uar"] if char else None,
-                         "rare_class_recall": rare,
-                         "support": {c: v["support"] for c, v in view["all"]["per_class"].items()}}
-    head = result["headline"]
-    return {"murmur_weighted_accuracy": head["murmur_weighted_accuracy"]["value"],
-            "murmur_cost": head["murmur_cost"]["value"], "outcome_cost": head["outcome_cost"]["value"],
-            "mean_macro_f1": head["mean_macro_f1"]["value"], "systolic_char_uar": head["systolic_char_uar"]["value"],
-            "features": feats}
 
 
 def pooled_murmur_scale(cfg, dataset, k: int, runs: Path) -> tuple[list[float], float, int]:
@@ -246,7 +228,6 @@ def main(argv=None) -> int:
         return 0
     oof = pd.concat([read_predictions(args.runs / f"fold{i}" / "oof.csv") for i in range(args.k)])
     truth = {pid: labels[pid] for pid in oof.index}
-    results = {"compact": summarise(evaluate_predictions(oof, truth, known_ids=list(labels), bootstrap=0, name="compact"))}
     scale, inner_wacc, inner_n = pooled_murmur_scale(cfg, dataset, args.k, args.runs)
     log.info("murmur scale tuned on %d pooled inner-validation patients: %s (weighted accuracy %.3f)", inner_n, scale, inner_wacc)
     scaled = []
@@ -257,13 +238,12 @@ def main(argv=None) -> int:
                                    use_cache=True)
         write_predictions(frame, args.runs / f"fold{i}" / "oof-scaled.csv")
         scaled.append(frame)
-    results["compact-scaled"] = summarise(evaluate_predictions(pd.concat(scaled), truth, known_ids=list(labels),
-                                                               bootstrap=0, name="compact-scaled"))
-    for method in BASELINES:
-        frames = [baseline_predictions(method, [labels[p] for p in folds[i].train], folds[i].val, seed=cfg.seed)
-                  for i in range(args.k)]
-        results[f"baseline-{method}"] = summarise(evaluate_predictions(pd.concat(frames), truth, known_ids=list(labels),
-                                                                       bootstrap=0, name=method))
+    # the baselines of each fold are fitted on its training patients, then pooled like the models
+    per_fold_baselines = [baseline_frames([labels[p] for p in folds[i].train], folds[i].val, seed=cfg.seed)
+                          for i in range(args.k)]
+    baselines = {name: pd.concat([b[name] for b in per_fold_baselines]) for name in per_fold_baselines[0]}
+    results = summarise_all(evaluate_with_baselines({"compact": oof, "compact-scaled": pd.concat(scaled), **baselines},
+                                                    truth, known_ids=list(labels), bootstrap=0))
     per_fold = []
     for i in range(args.k):
         f = read_predictions(args.runs / f"fold{i}" / "oof.csv")

@@ -9,7 +9,7 @@ training window goes through the encoder once) and LoRA on the decoder; the enco
 to ``--window`` seconds. Data: the patient split in ``--split`` (``splits/circor-dev``): trained on
 its ``train`` patients, scored on its ``test`` patients, closed-set (every class answer scored by
 its log-likelihood, recordings averaged over their windows, patients aggregated by
-``evaluate.aggregate.aggregate_patient``). Training examples are (window, question) pairs drawn
+``evaluate.patients.predict_patients``). Training examples are (window, question) pairs drawn
 with replacement, each (feature, class) weighted by ``count ** -sample_power`` so that long-tail
 classes are seen; training stops at ``--max-steps`` or after ``--budget-minutes``.
 
@@ -44,10 +44,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from murmurlm.data import labels as L  # noqa: E402
 from murmurlm.data.circor import load_circor  # noqa: E402
 from murmurlm.data.splits import read_split  # noqa: E402
-from murmurlm.evaluate.aggregate import aggregate_patient  # noqa: E402
-from murmurlm.evaluate.baselines import BASELINES, baseline_predictions  # noqa: E402
-from murmurlm.evaluate.predictions import predictions_frame, read_predictions, write_predictions  # noqa: E402
-from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
+from murmurlm.evaluate.patients import predict_patients  # noqa: E402
+from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
+from murmurlm.evaluate.report import evaluate_with_baselines  # noqa: E402
 from murmurlm.models.audio_lm import LoraSettings, get_backend  # noqa: E402
 from murmurlm.models.instructions import (  # noqa: E402
     DEFAULT_PROMPTS,
@@ -61,6 +60,7 @@ from murmurlm.models.instructions import (  # noqa: E402
     recording_probabilities,
 )
 from murmurlm.train.schedule import warmup_cosine  # noqa: E402
+from summary import summarise_all  # noqa: E402
 
 log = logging.getLogger("benchmarks.whisper_lm")
 RESULTS = REPO / "benchmarks" / "results"
@@ -168,35 +168,20 @@ def train(backend, ds: InstructionDataset, labels: list[tuple[str, str]], args, 
             "first_loss": losses[0], "last_loss_mean_20": float(np.mean(losses[-20:]))}
 
 
-def predict(backend, patients, prompts, audio: AudioOptions, batch_size: int) -> dict:
+def predict(backend, patients, prompts, audio: AudioOptions, batch_size: int) -> pd.DataFrame:
+    """The predictions frame of ``patients`` (:func:`murmurlm.evaluate.patients.predict_patients`)."""
     from tqdm.auto import tqdm
 
-    preds = {}
-    for patient in tqdm(patients, desc="test patients", leave=False):
-        rows = []
+    def recordings(patient):
         for rec in patient.recordings:
             wave = load_recording(rec, audio.sampling_rate)
             segments = recording_segments(rec, audio)
-            rows.append(recording_probabilities(backend, wave, prompts, audio, L.FEATURE_NAMES, rec.location,
-                                                segments, batch_size))
-        stacked = {f.name: np.stack([r[f.name] for r in rows]) for f in L.FEATURES}
-        preds[patient.patient_id] = aggregate_patient(stacked)
-    return preds
+            yield recording_probabilities(backend, wave, prompts, audio, L.FEATURE_NAMES, rec.location,
+                                          segments, batch_size)
 
-
-def summarise(result: dict) -> dict:
-    feats = {}
-    for f in L.FEATURES:
-        view = result["features"][f.name]
-        char = view["characterisation"]
-        feats[f.name] = {"macro_f1": view["all"]["macro_f1"],
-                         "macro_f1_murmur_patients": char["macro_f1"] if char else None,
-                         "recall": {c: v["recall"] for c, v in view["all"]["per_class"].items()},
-                         "support": {c: v["support"] for c, v in view["all"]["per_class"].items()}}
-    head = result["headline"]
-    return {"murmur_weighted_accuracy": head["murmur_weighted_accuracy"]["value"],
-            "mean_macro_f1": head["mean_macro_f1"]["value"],
-            "systolic_char_uar": head["systolic_char_uar"]["value"], "features": feats}
+    return predict_patients(((p.patient_id, list(recordings(p))) for p in tqdm(patients, desc="test patients",
+                                                                               leave=False)),
+                            heads=L.FEATURE_NAMES)
 
 
 def long_tail(models: dict, train_counts: Counter, max_train: int) -> dict:
@@ -298,11 +283,7 @@ def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
     the same training patients."""
     all_labels = {p.patient_id: p.labels for p in dataset.patients}
     truth = {p.patient_id: p.labels for p in test_pat}
-
-    def score(f: pd.DataFrame, name: str) -> dict:
-        return summarise(evaluate_predictions(f, truth, known_ids=list(all_labels), bootstrap=0, name=name))
-
-    models = {"whisper-lm": score(frame, "whisper-lm")}
+    frames = {"whisper-lm": frame}
     notes = []
     for spec in args.compare:
         name, _, path = spec.partition("=")
@@ -310,13 +291,13 @@ def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
         missing = set(truth) - set(other.index)
         if missing:
             raise SystemExit(f"--compare {spec}: no prediction for {len(missing)} of the {len(truth)} test patients")
-        models[name] = score(other.loc[list(truth)], name)
+        frames[name] = other.loc[list(truth)]
         notes.append(f"{name}: predictions {path}.")
     oof_paths = sorted((REPO / "runs" / "compact_cv").glob("fold*/oof.csv"))
     if not args.compare and oof_paths:
         oof = pd.concat([read_predictions(p) for p in oof_paths])
         if set(truth) <= set(oof.index):
-            models["compact"] = score(oof.loc[list(truth)], "compact")
+            frames["compact"] = oof.loc[list(truth)]
             notes.append("compact: out-of-fold predictions of benchmarks/compact_cv.py (runs/compact_cv/fold*/oof.csv) "
                          "for the same test patients; its fold models trained on about 80 % of all patients.")
         else:
@@ -324,9 +305,8 @@ def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
                          f"of the {len(truth)} test patients; not compared.")
     elif not args.compare:
         notes.append("compact: no runs/compact_cv/fold*/oof.csv and no --compare; not compared.")
-    for method in BASELINES:
-        b = baseline_predictions(method, [p.labels for p in train_pat], list(truth), seed=args.seed)
-        models[f"baseline-{method}"] = score(b, method)
+    models = summarise_all(evaluate_with_baselines(frames, truth, [p.labels for p in train_pat],
+                                                   known_ids=list(all_labels), bootstrap=0, seed=args.seed))
     reference = next((n for n in models if n.startswith("compact")), None)
     matches = None
     if reference is not None:
@@ -419,9 +399,8 @@ def main(argv=None) -> int:
 
         eval_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.eval_windows)
         t0 = time.time()
-        preds = predict(backend, test_pat, prompts, eval_audio, args.score_batch_size)
+        frame = predict(backend, test_pat, prompts, eval_audio, args.score_batch_size)
         predict_s = time.time() - t0
-        frame = predictions_frame(preds)
         frame.attrs["source"] = str(args.runs / "predictions_test.csv")
         write_predictions(frame, args.runs / "predictions_test.csv")
         report = {

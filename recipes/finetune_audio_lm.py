@@ -208,13 +208,17 @@ def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: Prom
              progress: bool = True) -> tuple[dict, dict]:
     """Closed-set predictions for ``patients`` (recordings shared out across processes).
 
-    Returns (metrics, {patient_id: PatientPrediction}) on every process.
+    Returns (metrics, predictions frame) on every process: the recordings are aggregated by
+    :func:`murmurlm.evaluate.patients.predict_patients` (a feature not asked counts as uniform),
+    the patients scored by :func:`murmurlm.evaluate.report.evaluate_predictions`; ``metrics``
+    holds accuracy, macro-F1 and UAR of each of ``features`` and the mean of their macro-F1.
     """
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
-    from murmurlm.evaluate.aggregate import aggregate_patient
-    from murmurlm.evaluate.metrics import feature_metrics
+    from murmurlm.evaluate.metrics import mean_of_defined
+    from murmurlm.evaluate.patients import predict_patients
+    from murmurlm.evaluate.report import evaluate_predictions
 
     jobs = [(p.patient_id, i) for p in patients for i in range(len(p.recordings))]
     by_id = {p.patient_id: p for p in patients}
@@ -232,27 +236,20 @@ def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: Prom
     per_patient: dict[str, dict[int, dict]] = {}
     for pid, i, probs in results:
         per_patient.setdefault(pid, {})[i] = probs
-    predictions = {}
-    for pid in by_id:
-        rows = [per_patient[pid][i] for i in sorted(per_patient.get(pid, {}))]
-        if not rows:
-            continue
-        stacked = {f.name: np.array([r[f.name] if f.name in r else _uniform(f) for r in rows])
-                   for f in L.FEATURES}
-        predictions[pid] = aggregate_patient(stacked)
+    recordings = {pid: [{f.name: per_patient[pid][i].get(f.name, _uniform(f)) for f in L.FEATURES}
+                        for i in sorted(per_patient.get(pid, {}))] for pid in by_id}
+    frame = predict_patients(recordings)
     metrics: dict = {}
-    scored = [f for f in features]
-    f1s = []
-    for f in scored:
-        truth = [by_id[pid].labels[f] for pid in predictions]
-        pred = [predictions[pid].labels[f] for pid in predictions]
-        m = feature_metrics(truth, pred, f)
-        metrics[f] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "uar": m["uar"]}
-        if m["macro_f1"] is not None:
-            f1s.append(m["macro_f1"])
-    metrics["mean_macro_f1"] = float(np.mean(f1s)) if f1s else None
-    metrics["num_patients"] = len(predictions)
-    return metrics, predictions
+    if len(frame):
+        scored = evaluate_predictions(frame, {pid: by_id[pid].labels for pid in frame.index}, bootstrap=0)["features"]
+        for f in features:
+            m = scored[f]["all"]
+            metrics[f] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "uar": m["uar"]}
+    else:
+        metrics = {f: {"accuracy": None, "macro_f1": None, "uar": None} for f in features}
+    metrics["mean_macro_f1"] = mean_of_defined(metrics[f]["macro_f1"] for f in features)
+    metrics["num_patients"] = len(frame)
+    return metrics, frame
 
 
 def _uniform(feature: L.Feature) -> list[float]:
@@ -317,7 +314,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     from accelerate.utils import DataLoaderConfiguration
     from tqdm.auto import tqdm
 
-    from murmurlm.evaluate.predictions import predictions_frame, write_predictions
+    from murmurlm.evaluate.predictions import write_predictions
 
     out = Path(out)
     tc = cfg.train
@@ -476,8 +473,8 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
         summary["val"] = metrics
         if accelerator.is_main_process:
             metrics_log.write({"step": step, "epoch": epoch, "val": metrics, "final": True})
-            if predictions:
-                write_predictions(predictions_frame(predictions), out / "predictions_val.csv")
+            if len(predictions):
+                write_predictions(predictions, out / "predictions_val.csv")
                 summary["predictions"] = str(out / "predictions_val.csv")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:

@@ -37,7 +37,8 @@ from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.data import labels as L
 from murmurlm.data.circor import load_circor
 from murmurlm.errors import ConfigError, MurmurlmError
-from murmurlm.evaluate.metrics import challenge_murmur_score, feature_metrics
+from murmurlm.evaluate.metrics import challenge_murmur_score
+from murmurlm.evaluate.report import evaluate_predictions
 from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
 from murmurlm.signal.features import FrontEnd, recording_features
@@ -153,29 +154,26 @@ def recording_probabilities(model: CompactModel, cfg: TrainConfig, split: SplitD
 
 def patient_metrics(predictor: Predictor, rec_probs: list[dict[str, np.ndarray]], split: SplitData,
                     murmur_only: bool = False) -> dict:
-    """Patient-level validation metrics: Murmur weighted accuracy, macro-F1 per feature, and the
-    selection score (their mean: 0.5 * weighted accuracy + 0.5 * mean macro-F1 of the 11)."""
-    preds = []
-    scale = predictor.murmur_scale
-    for i, _ in enumerate(split.patients):
-        recs = [rec_probs[j] for j in np.flatnonzero(split.recording_patient == i)]
-        scaled = []
-        for r in recs:
-            r = dict(r)
-            m = r[L.MURMUR.name] * scale
-            r[L.MURMUR.name] = m / m.sum()
-            scaled.append(r)
-        preds.append(predictor.aggregate(scaled).labels)
-    truth = [p.labels for p in split.patients]
-    out = {"murmur_weighted_accuracy": challenge_murmur_score([t[L.MURMUR.name] for t in truth],
-                                                              [p[L.MURMUR.name] for p in preds])}
+    """Patient-level validation metrics of raw recording probabilities, aggregated with the
+    predictor's murmur scale and rules (:meth:`Predictor.predict_patients`) and scored by
+    :func:`murmurlm.evaluate.report.evaluate_predictions`: Murmur weighted accuracy, macro-F1 per
+    feature, their mean (the evaluator's headline) and the selection score (0.5 * weighted accuracy
+    + 0.5 * mean macro-F1 of the 11)."""
+    # patients are keyed by position: a pooled split may hold a patient twice (benchmarks/compact_cv.py)
+    keys = [str(i) for i in range(len(split.patients))]
+    recordings: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in keys}
+    for probs, owner in zip(rec_probs, split.recording_patient, strict=True):
+        recordings[keys[owner]].append(probs)
+    frame = predictor.predict_patients(recordings, murmur_scale=predictor.murmur_scale)
+    truth = {k: p.labels for k, p in zip(keys, split.patients)}
     if murmur_only:
-        return out
-    f1 = {}
-    for name in L.FEATURE_NAMES:
-        f1[name] = feature_metrics([t[name] for t in truth], [p[name] for p in preds], name)["macro_f1"]
-    out["macro_f1"] = f1
-    out["mean_macro_f1"] = float(np.mean([v for v in f1.values() if v is not None]))
+        return {"murmur_weighted_accuracy": challenge_murmur_score([truth[k][L.MURMUR.name] for k in keys],
+                                                                   frame.loc[keys, L.MURMUR.name].tolist())}
+    result = evaluate_predictions(frame, truth, bootstrap=0)
+    head = result["headline"]
+    out = {"murmur_weighted_accuracy": head["murmur_weighted_accuracy"]["value"],
+           "macro_f1": {name: result["features"][name]["all"]["macro_f1"] for name in L.FEATURE_NAMES},
+           "mean_macro_f1": head["mean_macro_f1"]["value"]}
     out["score"] = 0.5 * out["murmur_weighted_accuracy"] + 0.5 * out["mean_macro_f1"]
     return out
 

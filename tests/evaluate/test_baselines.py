@@ -56,3 +56,14 @@ def test_prior_sampling_follows_the_priors_and_stays_consistent():
 def test_unknown_baseline():
     with pytest.raises(ValueError, match="valid: majority, prior"):
         baseline_predictions("random", TRAIN, ["a"])
+
+
+def test_baseline_frames_are_every_baseline_by_report_name():
+    from murmurlm.evaluate.baselines import BASELINES, baseline_frames
+
+    train = [patient("Absent", "Normal"), patient("Absent", "Abnormal"), patient("Present", "Abnormal", "Early-systolic")]
+    frames = baseline_frames(train, ["a", "b"], seed=3)
+    assert list(frames) == [f"baseline-{m}" for m in BASELINES]
+    for method in BASELINES:
+        expected = baseline_predictions(method, train, ["a", "b"], seed=3)
+        assert frames[f"baseline-{method}"].equals(expected)

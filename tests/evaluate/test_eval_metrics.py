@@ -166,3 +166,9 @@ def test_auroc_by_hand():
     assert M.macro_auroc(["Low", "Low"], np.full((2, 4), 0.25), "Systolic murmur pitch") is None
     with pytest.raises(ValueError, match="expected \\(4, 3\\)"):
         M.class_aurocs(truth, probs[:, :2], "Murmur")
+
+
+def test_mean_of_defined_leaves_out_undefined_values():
+    assert M.mean_of_defined([0.2, None, 0.6]) == pytest.approx(0.4)
+    assert M.mean_of_defined(iter([1.0])) == 1.0
+    assert M.mean_of_defined([None]) is None and M.mean_of_defined([]) is None

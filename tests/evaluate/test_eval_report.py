@@ -144,3 +144,49 @@ def test_auroc_reported_when_probabilities_present(tmp_path):
     md = paths["markdown"].read_text()
     assert "| model | n | accuracy | macro-F1 | UAR | AUROC |" in md
     assert "| oracle | 30 | 1.000 | 1.000 | 1.000 | – |" in md
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate_with_baselines
+
+
+def test_evaluate_with_baselines_scores_models_then_baselines(tmp_path):
+    from murmurlm.evaluate.baselines import baseline_predictions
+    from murmurlm.evaluate.predictions import read_predictions
+    from murmurlm.evaluate.report import evaluate_with_baselines
+
+    truth = make_truth(30, seed=1)
+    train = list(make_truth(20, seed=2).values())
+    oracle = predictions_frame({pid: PatientPrediction(labels) for pid, labels in truth.items()})
+    results = evaluate_with_baselines({"oracle": oracle}, truth, train, bootstrap=20, seed=5,
+                                      predictions_dir=tmp_path / "pred")
+    assert list(results) == ["oracle", "baseline-majority", "baseline-prior"]
+    assert results["oracle"]["headline"]["mean_macro_f1"]["value"] == 1.0
+    # each the same as scoring it alone, with the seed of both the baselines and the bootstrap
+    for method in ("majority", "prior"):
+        frame = baseline_predictions(method, train, list(truth), seed=5)
+        alone = evaluate_predictions(frame, truth, bootstrap=20, seed=5, name=f"baseline-{method}")
+        got = results[f"baseline-{method}"]
+        assert got["headline"] == alone["headline"] and got["name"] == f"baseline-{method}"
+        written = read_predictions(tmp_path / "pred" / f"baseline-{method}.csv")
+        assert list(written.index) == list(truth) and written["Murmur"].tolist() == frame["Murmur"].tolist()
+    # without training labels: the models alone, nothing written
+    alone = evaluate_with_baselines({"oracle": oracle}, truth, bootstrap=0, predictions_dir=tmp_path / "none")
+    assert list(alone) == ["oracle"] and not (tmp_path / "none").exists()
+
+
+def test_evaluate_with_baselines_checks_every_frame_before_writing(tmp_path):
+    from murmurlm.evaluate.report import evaluate_with_baselines
+
+    truth = make_truth(10)
+    partial = predictions_frame({pid: PatientPrediction(truth[pid]) for pid in list(truth)[:-1]})
+    ok = predictions_frame({pid: PatientPrediction(labels) for pid, labels in truth.items()})
+    with pytest.raises(DataFormatError, match="no prediction for 1 patient"):
+        evaluate_with_baselines({"ok": ok, "partial": partial}, truth, list(truth.values()),
+                                predictions_dir=tmp_path / "pred")
+    stranger = predictions_frame({**{pid: PatientPrediction(labels) for pid, labels in truth.items()},
+                                  "x": PatientPrediction(next(iter(truth.values())))})
+    with pytest.raises(DataFormatError, match="not in the dataset"):
+        evaluate_with_baselines({"s": stranger}, truth, list(truth.values()), known_ids=list(truth),
+                                predictions_dir=tmp_path / "pred")
+    assert not (tmp_path / "pred").exists()

@@ -292,3 +292,23 @@ def test_the_recipe_ships_the_tuned_scale_in_best_pt(small_circor, tmp_path):
     ids = [str(i) for i in frame.index]
     assert sorted(ids) == sorted(val_ids)
     assert challenge_murmur_score([truth[i] for i in ids], frame[L.MURMUR.name].tolist()) == pytest.approx(tuned, abs=1e-12)
+
+
+def test_patient_metrics_scores_a_patient_pooled_twice_once_per_occurrence():
+    """benchmarks/compact_cv.py pools the inner validation patients of all folds, where one patient
+    can be twice (two fold models' probabilities): patients are kept apart by position, not id."""
+    split, rec_probs = _split([("Present", [P_LOW]), ("Present", [[0.8, 0.1, 0.1]])])
+    for p in split.patients:
+        p.patient_id = "7"
+    metrics = train_compact.patient_metrics(predictor(tiny_model(), [1.0, 1.0, 1.0]), rec_probs, split)
+    # predicted Unknown, Present: weighted accuracy 5 / (5 + 5); Murmur macro-F1 over {Present, Unknown}
+    # (2/3 + 0) / 2. The Present prediction keeps a systolic murmur (truth "nan"): each systolic
+    # feature (2/3 for "nan" + 0) / 2 = 1/3; the diastolic ones "nan" on both sides: 1 each
+    assert metrics["murmur_weighted_accuracy"] == pytest.approx(0.5)
+    assert metrics["macro_f1"][L.MURMUR.name] == pytest.approx(1 / 3)
+    assert metrics["macro_f1"]["Systolic murmur timing"] == pytest.approx(1 / 3)
+    assert metrics["macro_f1"]["Diastolic murmur timing"] == 1.0
+    assert metrics["mean_macro_f1"] == pytest.approx((1 / 3 + 5 / 3 + 5) / 11)
+    assert metrics["score"] == pytest.approx(0.5 * 0.5 + 0.5 * 7 / 11)
+    assert train_compact.patient_metrics(predictor(tiny_model(), [1.0, 1.0, 1.0]), rec_probs, split,
+                                         murmur_only=True) == {"murmur_weighted_accuracy": pytest.approx(0.5)}

@@ -46,9 +46,8 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from murmurlm.evaluate.baselines import BASELINES, baseline_predictions
-    from murmurlm.evaluate.predictions import read_predictions, select_patients, write_predictions
-    from murmurlm.evaluate.report import HEADLINE, dataset_labels, evaluate_predictions, write_reports
+    from murmurlm.evaluate.predictions import read_predictions
+    from murmurlm.evaluate.report import HEADLINE, dataset_labels, evaluate_with_baselines, write_reports
 
     paths = list(predictions or [])
     if not paths and not baselines:
@@ -73,22 +72,9 @@ def evaluate(
         truth = truth_all
         train = list(truth_all.values())
 
-    frames = [(name, read_predictions(p)) for name, p in zip(_unique_names(paths), paths)]
-    for _, frame in frames:  # fail on a missing or unknown patient before writing anything
-        select_patients(frame, list(truth), list(truth_all))
-    out.mkdir(parents=True, exist_ok=True)
-    if baselines:
-        pred_dir = out / "predictions"
-        for method in BASELINES:
-            frame = baseline_predictions(method, train, list(truth), seed=seed)
-            write_predictions(frame, pred_dir / f"baseline-{method}.csv")
-            frames.append((f"baseline-{method}", frame))
-        log.info("baseline predictions written to %s", pred_dir)
-
-    results = {}
-    for name, frame in frames:
-        results[name] = evaluate_predictions(frame, truth, known_ids=list(truth_all), bootstrap=bootstrap,
-                                             seed=seed, name=name)
+    frames = {name: read_predictions(p) for name, p in zip(_unique_names(paths), paths)}
+    results = evaluate_with_baselines(frames, truth, train if baselines else None, known_ids=list(truth_all),
+                                      bootstrap=bootstrap, seed=seed, predictions_dir=out / "predictions")
     context = {"data": str(data), "patients": str(patients) if patients else f"all {len(truth)} patients",
                "baselines fitted on": ("the dataset's other patients" if patients else "the evaluated patients (in-sample)")
                if baselines else "no baselines"}

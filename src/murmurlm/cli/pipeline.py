@@ -67,9 +67,8 @@ def pipeline_command(
     """Train the compact model on CirCor, evaluate it on the held-back patients, write the report."""
     from murmurlm.data.circor import load_circor
     from murmurlm.data.splits import write_split
-    from murmurlm.evaluate.baselines import BASELINES, baseline_predictions
     from murmurlm.evaluate.predictions import write_predictions
-    from murmurlm.evaluate.report import evaluate_predictions, write_reports
+    from murmurlm.evaluate.report import evaluate_with_baselines, write_reports
     from murmurlm.inference.predict import load_model, predict_dataset
 
     if _needs_download(data):
@@ -119,12 +118,8 @@ def pipeline_command(
     labels = {p.patient_id: p.labels for p in dataset.patients}
     truth = {pid: labels[pid] for pid in chosen.test if pid in set(frame.index.astype(str))}
     train_labels = [labels[pid] for pid in chosen.train]
-    frames = {"compact": frame}
-    for method in BASELINES:
-        frames[f"baseline-{method}"] = baseline_predictions(method, train_labels, list(truth), seed=0)
-        write_predictions(frames[f"baseline-{method}"], out / "predictions" / f"baseline-{method}.csv")
-    results = {name: evaluate_predictions(f, truth, known_ids=list(labels), bootstrap=bootstrap, name=name)
-               for name, f in frames.items()}
+    results = evaluate_with_baselines({"compact": frame}, truth, train_labels, known_ids=list(labels),
+                                      bootstrap=bootstrap, seed=0, predictions_dir=out / "predictions")
     context = {"data": str(data), "split": source, "test patients": len(truth),
                "model": str(out / "model" / "best.pt"), "ensemble members": members, "kept epoch": kept_epoch,
                "config": str(config), "overrides": " ".join(overrides or []) or "none"}

@@ -84,3 +84,17 @@ def baseline_predictions(method: str, train_labels: Sequence[Mapping[str, str]],
     frame = predictions_frame(preds)
     frame.attrs["source"] = f"<baseline {method}>"
     return frame
+
+
+def baseline_frames(train_labels: Sequence[Mapping[str, str]], patient_ids: Sequence[str],
+                    seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Every baseline's predictions frame for ``patient_ids``, fitted on ``train_labels``, named as
+    the reports name them: ``{"baseline-majority": ..., "baseline-prior": ...}``.
+
+    >>> from murmurlm.data.labels import FEATURE_NAMES
+    >>> train = [{**{n: "nan" for n in FEATURE_NAMES}, "Murmur": "Absent"}]
+    >>> {name: frame.loc["7", "Murmur"] for name, frame in baseline_frames(train, ["7"]).items()}
+    {'baseline-majority': 'Absent', 'baseline-prior': 'Absent'}
+    """
+    return {f"baseline-{method}": baseline_predictions(method, train_labels, patient_ids, seed=seed)
+            for method in BASELINES}

@@ -50,7 +50,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
@@ -85,6 +85,21 @@ def characterisation_mask(truth: Sequence[Mapping[str, str]], feature: str) -> n
     if murmur is None:
         return None
     return np.array([L.has_murmur(dict(t), murmur) for t in truth], dtype=bool)
+
+
+def mean_of_defined(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are defined (not None); None when none is.
+
+    The headline *mean macro-F1* is this mean over the 11 features' ``macro_f1`` (a feature whose
+    macro-F1 is undefined, as with no patients, is left out); every caller computes it here.
+
+    >>> mean_of_defined([0.5, None, 1.0])
+    0.75
+    >>> mean_of_defined([None, None]) is None
+    True
+    """
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
 
 
 def feature_metrics(truth: Sequence[str], pred: Sequence[str], feature: str) -> dict:

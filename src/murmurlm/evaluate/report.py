@@ -54,7 +54,8 @@ import pandas as pd
 
 from murmurlm.data import labels as L
 from murmurlm.evaluate import metrics as M
-from murmurlm.evaluate.predictions import probability_matrix, select_patients
+from murmurlm.evaluate.baselines import baseline_frames
+from murmurlm.evaluate.predictions import probability_matrix, select_patients, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,7 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
 
     # headline numbers (the means are bootstrapped per resample too)
     def mean_of(views: list[dict], key: str, samples: list[np.ndarray] | None):
-        values = [v[key] for v in views if v is not None and v[key] is not None]
-        value = float(np.mean(values)) if values else None
+        value = M.mean_of_defined(v[key] for v in views if v is not None)
         stacked = None
         if samples:
             with warnings.catch_warnings():  # a resample where every feature is undefined -> nan
@@ -274,6 +274,51 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
         "challenge": challenge,
         "features": features,
     }
+
+
+def evaluate_with_baselines(frames: Mapping[str, pd.DataFrame], truth: Mapping[str, Mapping[str, str]],
+                            train_labels: Sequence[Mapping[str, str]] | None = None, *,
+                            known_ids: Sequence[str] | None = None, bootstrap: int = 1000, seed: int = 0,
+                            predictions_dir: str | Path | None = None) -> dict[str, dict]:
+    """Score several models' predictions frames beside the baselines: the one evaluation entry
+    point of ``murmurlm evaluate``, ``murmurlm pipeline`` and the benchmarks.
+
+    ``frames`` maps model names to predictions frames, each checked against ``truth`` and
+    ``known_ids`` first (a missing or unknown patient is a DataFormatError before anything is
+    written). With ``train_labels``, the majority and class-prior baselines
+    (:func:`murmurlm.evaluate.baselines.baseline_frames`, seeded by ``seed``) are fitted on them for
+    the patients of ``truth`` and scored after the models; with ``predictions_dir`` their frames are
+    written there as ``baseline-<method>.csv``. ``bootstrap`` and ``seed`` are those of
+    :func:`evaluate_predictions`. Returns ``{name: evaluate_predictions result}``, the models in
+    their order, then ``baseline-majority`` and ``baseline-prior``: the ``results`` of
+    :func:`write_reports`.
+
+    >>> from murmurlm.data.labels import FEATURE_NAMES
+    >>> from murmurlm.evaluate.baselines import baseline_predictions
+    >>> truth = {str(i): {**{n: "nan" for n in FEATURE_NAMES}, "Murmur": m}
+    ...          for i, m in enumerate(["Absent", "Absent", "Unknown"])}
+    >>> model = baseline_predictions("majority", [truth["2"]], list(truth))  # says Unknown for everyone
+    >>> results = evaluate_with_baselines({"unknown": model}, truth, list(truth.values()), bootstrap=0)
+    >>> list(results)
+    ['unknown', 'baseline-majority', 'baseline-prior']
+    >>> round(results["unknown"]["headline"]["murmur_weighted_accuracy"]["value"], 2)  # 3 / (1 + 1 + 3)
+    0.6
+    >>> round(results["baseline-majority"]["headline"]["murmur_weighted_accuracy"]["value"], 2)  # (1 + 1) / 5
+    0.4
+    """
+    ids = [str(p) for p in truth]
+    for frame in frames.values():  # fail on a missing or unknown patient before writing anything
+        select_patients(frame, ids, known_ids)
+    frames = dict(frames)
+    if train_labels is not None:
+        baselines = baseline_frames(train_labels, ids, seed=seed)
+        if predictions_dir is not None:
+            for name, frame in baselines.items():
+                write_predictions(frame, Path(predictions_dir) / f"{name}.csv")
+            log.info("baseline predictions written to %s", predictions_dir)
+        frames.update(baselines)
+    return {name: evaluate_predictions(frame, truth, known_ids=known_ids, bootstrap=bootstrap, seed=seed, name=name)
+            for name, frame in frames.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 :func:`load_model` opens a checkpoint (the packaged default when no path is given) as a
 :class:`Predictor`: the front end and the model, in eval mode, under ``torch.no_grad``. A recording
 is cut into overlapping windows as long as the training crops; the class probabilities of the
-windows are averaged. Patients (several recordings) are combined by
-:func:`murmurlm.evaluate.aggregate.aggregate_patient`, with the rules stored in the checkpoint.
+windows are averaged, and the checkpoint's murmur scale applied
+(:func:`murmurlm.evaluate.patients.scale_murmur`). Patients (several recordings) are combined by
+:func:`murmurlm.evaluate.patients.predict_patients`, with the rules stored in the checkpoint.
 
 - :meth:`Predictor.predict_waveform`: one recording -> per-feature class probabilities.
 - :func:`predict_recording`: one recording treated as one patient -> PatientPrediction.
@@ -34,11 +35,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from murmurlm.data import labels as L
 from murmurlm.data.circor import Problem, load_circor, read_audio
 from murmurlm.errors import DataFormatError, MurmurlmError
-from murmurlm.evaluate.aggregate import PatientPrediction, aggregate_patient
-from murmurlm.evaluate.predictions import predictions_frame
+from murmurlm.evaluate.aggregate import PatientPrediction
+from murmurlm.evaluate.patients import aggregate_recordings, predict_patients, scale_murmur
 from murmurlm.signal.features import FrontEnd, compute_features, frame_windows, recording_features
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ class Predictor:
     # -- features -> probabilities
 
     def predict_features(self, features: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Per-recording class probabilities from log-mel arrays ``(n_mels, frames)``.
+        """Per-recording class probabilities from log-mel arrays ``(n_mels, frames)``, P(Murmur)
+        with the murmur scale applied (:func:`~murmurlm.evaluate.patients.scale_murmur`).
 
         All windows of all recordings go through the model in batches of ``batch_size``.
         """
@@ -105,10 +106,7 @@ class Predictor:
         bounds = np.concatenate([[0], np.cumsum(counts)])
         out = []
         for a, b in zip(bounds[:-1], bounds[1:]):
-            rec = {h: flat[h][a:b].mean(axis=0) for h in self.heads}
-            m = rec[L.MURMUR.name] * self.murmur_scale
-            rec[L.MURMUR.name] = m / m.sum()
-            out.append(rec)
+            out.append(scale_murmur({h: flat[h][a:b].mean(axis=0) for h in self.heads}, self.murmur_scale))
         return out
 
     def predict_waveform(self, waveform: np.ndarray, sampling_rate: int) -> dict[str, np.ndarray]:
@@ -123,9 +121,16 @@ class Predictor:
         return self.predict_features(feats)[0]
 
     def aggregate(self, recording_probs: Sequence[dict[str, np.ndarray]]) -> PatientPrediction:
-        """One patient's prediction from its recordings' probabilities."""
-        stacked = {h: np.stack([r[h] for r in recording_probs]) for h in self.heads}
-        return aggregate_patient(stacked, self.murmur_rule, self.character_rule)
+        """One patient's prediction from its recordings' probabilities (as :meth:`predict_features`
+        returns them: already scaled)."""
+        return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads)
+
+    def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None):
+        """The predictions frame of patients (:func:`murmurlm.evaluate.patients.predict_patients`
+        with this model's rules and heads). ``murmur_scale``: None for probabilities of
+        :meth:`predict_features` (already scaled); the scale to apply to raw ones."""
+        return predict_patients(recordings_by_patient, self.murmur_rule, self.character_rule,
+                                murmur_scale=murmur_scale, heads=self.heads)
 
 
 def save_model(path: str | Path, model, front_end: FrontEnd, *, window_seconds: float, hop_seconds: float,
@@ -287,7 +292,7 @@ def predict_dataset(model: Predictor, root: str | Path, patient_ids: Sequence[st
                                progress=progress, on_error=skip)
     ok = [i for i, f in enumerate(feats) if f is not None]
     probs = dict(zip(ok, model.predict_features([feats[i] for i in ok])))
-    by_patient: dict[str, PatientPrediction] = {}
+    by_patient: dict[str, list[dict[str, np.ndarray]]] = {}
     i = 0
     for patient in data.patients:
         recs = [probs[j] for j in range(i, i + len(patient.recordings)) if j in probs]
@@ -295,10 +300,5 @@ def predict_dataset(model: Predictor, root: str | Path, patient_ids: Sequence[st
         if not recs:
             problems.append(Problem(data.root, f"patient {patient.patient_id}: no readable recording; not predicted",
                                     None, "error"))
-            continue
-        by_patient[patient.patient_id] = model.aggregate(recs)
-    if not by_patient:
-        import pandas as pd
-
-        return pd.DataFrame(), problems
-    return predictions_frame(by_patient), problems
+        by_patient[patient.patient_id] = recs
+    return model.predict_patients(by_patient), problems

@@ -1,0 +1,116 @@
+"""From recordings to patients: the one path every model's predictions take.
+
+A model gives class probabilities per *recording* (one auscultation location); CirCor's labels
+are per *patient*. :func:`predict_patients` takes each patient's recording probabilities and
+returns the predictions frame (:func:`murmurlm.evaluate.predictions.predictions_frame`, one row
+per patient) through :func:`murmurlm.evaluate.aggregate.aggregate_patient`;
+:func:`aggregate_recordings` does it for one patient. The compact model's inference
+(:func:`murmurlm.inference.predict.predict_dataset`), its recipe's validation, the audio-LM
+recipe's validation and the Whisper benchmark all go this way.
+
+**Murmur scale.** Per-class factors (Present, Unknown, Absent) on each recording's P(Murmur),
+renormalised, applied before the patient rule (:func:`scale_murmur`). The compact
+:class:`~murmurlm.inference.predict.Predictor` applies its checkpoint's scale to the recording
+probabilities it returns, so those are aggregated with ``murmur_scale=None``; raw (unscaled)
+probabilities, as the recipe's validation and scale tuning keep them, are aggregated with the
+scale to try. Either way the scale is applied once, by :func:`scale_murmur`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from murmurlm.data.labels import FEATURES
+>>> def recording(murmur):
+...     probs = {f.name: np.eye(f.num_classes)[0] for f in FEATURES}  # character features: "nan"
+...     probs["Murmur"] = np.array(murmur)
+...     return probs
+>>> frame = predict_patients({"1": [recording([0.1, 0.2, 0.7]), recording([0.6, 0.1, 0.3])],
+...                           "2": [recording([0.3, 0.4, 0.3])],
+...                           "3": []})                   # no recording: no row
+>>> frame["Murmur"].to_dict()
+{'1': 'Present', '2': 'Unknown'}
+>>> predict_patients({"2": [recording([0.3, 0.4, 0.3])]}, murmur_scale=[1.0, 0.5, 1.0])["Murmur"].tolist()
+['Present']
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from murmurlm.data import labels as L
+from murmurlm.evaluate.aggregate import PatientPrediction, aggregate_patient
+from murmurlm.evaluate.predictions import PATIENT_ID, predictions_frame
+
+RecordingProbs = Mapping[str, np.ndarray]
+"""One recording's class probabilities: feature (head) name -> vector in the feature's class order."""
+
+
+def scale_murmur(recording: RecordingProbs, scale: Sequence[float]) -> dict[str, np.ndarray]:
+    """A copy of one recording's probabilities with P(Murmur) multiplied by ``scale`` (Present,
+    Unknown, Absent) and renormalised; the other features unchanged.
+
+    >>> p = scale_murmur({"Murmur": np.array([0.32, 0.40, 0.28])}, [1.0, 0.35, 1.0])["Murmur"]
+    >>> (p * 37).round(6).tolist()                        # (0.32, 0.14, 0.28) / 0.74
+    [16.0, 7.0, 14.0]
+    """
+    factors = np.asarray(scale, dtype=np.float64)
+    if factors.shape != (L.MURMUR.num_classes,) or not np.all(factors > 0):
+        raise ValueError(f"murmur_scale needs {L.MURMUR.num_classes} positive factors "
+                         f"({', '.join(L.MURMUR.classes)}), got {list(scale)}")
+    out = dict(recording)
+    m = out[L.MURMUR.name] * factors
+    out[L.MURMUR.name] = m / m.sum()
+    return out
+
+
+def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str = "any",
+                         character_rule: str = "murmur-weighted", murmur_scale: Sequence[float] | None = None,
+                         heads: Sequence[str] | None = None) -> PatientPrediction:
+    """One patient's prediction from its recordings' probabilities (at least one recording).
+
+    ``heads``: the features to aggregate (default: every key of the first recording; all 11
+    features are needed, Outcome is optional). ``murmur_scale``: applied to each recording first
+    (:func:`scale_murmur`); None for probabilities that are already scaled, or never will be.
+
+    >>> from murmurlm.data.labels import FEATURES
+    >>> rec = {f.name: np.full(f.num_classes, 1.0 / f.num_classes) for f in FEATURES}
+    >>> aggregate_recordings([rec, {**rec, "Murmur": np.array([0.0, 0.1, 0.9])}]).labels["Murmur"]
+    'Present'
+    """
+    if not recordings:
+        raise ValueError("aggregate_recordings: a patient needs at least one recording")
+    if murmur_scale is not None:
+        recordings = [scale_murmur(r, murmur_scale) for r in recordings]
+    names = tuple(recordings[0]) if heads is None else tuple(heads)
+    stacked = {h: np.stack([np.asarray(r[h], dtype=np.float64) for r in recordings]) for h in names}
+    return aggregate_patient(stacked, murmur_rule, character_rule)
+
+
+def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs]]
+                     | Iterable[tuple[str, Sequence[RecordingProbs]]],
+                     murmur_rule: str = "any", character_rule: str = "murmur-weighted",
+                     murmur_scale: Sequence[float] | None = None,
+                     heads: Sequence[str] | None = None) -> pd.DataFrame:
+    """The predictions frame of patients from their recordings' probabilities.
+
+    ``recordings_by_patient`` maps (or yields pairs of) patient id -> that patient's recordings'
+    probabilities, each a dict as :meth:`~murmurlm.inference.predict.Predictor.predict_features`
+    returns. Rows follow the input order; ids must be unique. A patient with no recording gets no
+    row; when none has one, the frame is empty (no columns). The rules, ``murmur_scale`` and
+    ``heads`` are those of :func:`aggregate_recordings`.
+    """
+    items = recordings_by_patient.items() if isinstance(recordings_by_patient, Mapping) else recordings_by_patient
+    patients: dict[str, PatientPrediction] = {}
+    seen: set[str] = set()
+    for pid, recordings in items:
+        pid = str(pid)
+        if pid in seen:
+            raise ValueError(f"predict_patients: patient {pid} given twice")
+        seen.add(pid)
+        if len(recordings):
+            patients[pid] = aggregate_recordings(recordings, murmur_rule, character_rule, murmur_scale, heads)
+    if not patients:
+        return pd.DataFrame(index=pd.Index([], name=PATIENT_ID, dtype=object))
+    return predictions_frame(patients)
