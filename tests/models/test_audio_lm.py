@@ -33,7 +33,7 @@ class EnergyBackend(AudioLMBackend):
     max_audio_seconds = 1.0
 
     def __init__(self):
-        self.model = torch.nn.Linear(1, 1)
+        self.model = torch.nn.Linear(1, 4)
         self.score_calls = 0
 
     @classmethod
@@ -46,25 +46,19 @@ class EnergyBackend(AudioLMBackend):
         return {"x": torch.tensor([[float(np.abs(e.audio).mean())] for e in examples]),
                 "labels": torch.tensor([[-100, len(e.answer or "")] for e in examples])}
 
-    def loss(self, batch, reduction="mean"):
-        per = (self.model(batch["x"]).squeeze(1) - batch["labels"][:, 1]) ** 2
-        return per.sum() if reduction == "sum" else per.mean()
+    def _answer_logits(self, batch):  # one answer token per example, a 4-token vocabulary
+        return self.model(batch["x"]), batch["labels"][:, 1] % 4
 
-    def score(self, audios, questions, candidates, system=None, batch_size=8):
+    def _candidate_log_likelihoods(self, audios, item_tasks, system, batch_size):
         self.score_calls += 1
+        assert not torch.is_grad_enabled() and not self.model.training
         energy = np.array([float(np.abs(self.check_audio(a)).mean()) for a in audios])
-        logits = -np.abs(energy[:, None] * 10 - np.array([len(c) for c in candidates])[None, :])
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        return p / p.sum(1, keepdims=True)
+        return [-np.abs(energy[:, None] * 10 - np.array([len(c) for c in cands])[None, :])
+                for _, cands in item_tasks[0]]
 
     def generate(self, audios, questions, max_new_tokens=32, system=None, batch_size=8):
         return ["x" * min(max_new_tokens, int(np.abs(a).mean() * 10)) for a in audios]
 
-    def save_adapter(self, directory):
-        raise AudioLMError("no adapter")
-
-    def load_adapter(self, directory, trainable=False):
-        raise AudioLMError("no adapter")
 
 
 def test_registry_names_both_backends_and_rejects_unknown_ones():
@@ -113,14 +107,48 @@ def test_default_helpers():
     rng = np.random.default_rng(0)
     audios = [rng.uniform(-0.2, 0.2, 4000).astype(np.float32), rng.uniform(-0.6, 0.6, 8000).astype(np.float32)]
     tasks = [("q1", ["a", "abc"]), ("q2", ["ab", "abcd", "abcdef"])]
+    backend.model.train()
     got = backend.score_tasks(audios, tasks)
-    assert backend.score_calls == 2 and [g.shape for g in got] == [(2, 2), (2, 3)]
+    assert backend.score_calls == 1 and [g.shape for g in got] == [(2, 2), (2, 3)]  # one hook call
+    assert backend.model.training  # the training mode is restored
     for (q, cands), g in zip(tasks, got):
         np.testing.assert_allclose(g, backend.score(audios, [q, q], cands))
+        np.testing.assert_allclose(g.sum(axis=1), 1.0)
     batch = backend.prepare_batch([Example(a, "q", "ab") for a in audios])
     assert backend.count_loss_tokens(batch) == 2
-    assert backend.num_parameters() == 2 and backend.num_parameters(trainable_only=True) == 2
+    total, mean = backend.loss(batch, reduction="sum"), backend.loss(batch)
+    assert total.requires_grad and total.ndim == 0
+    torch.testing.assert_close(mean, total / 2)  # the mean over the answer tokens
+    with pytest.raises(AudioLMError, match="reduction 'none'"):
+        backend.loss(batch, reduction="none")
+    assert backend.num_parameters() == 8 and backend.num_parameters(trainable_only=True) == 8
     assert backend.device == torch.device("cpu")
+
+
+def test_score_checks_its_inputs_before_the_model_runs():
+    backend = EnergyBackend()
+    audio = np.zeros(800, dtype=np.float32)
+    for bad in ([], ["a", "a"]):
+        with pytest.raises(AudioLMError, match="non-empty and distinct"):
+            backend.score([audio], ["q"], bad)
+        with pytest.raises(AudioLMError, match="non-empty and distinct"):
+            backend.score([], [], bad)  # also without audios
+        with pytest.raises(AudioLMError, match="non-empty and distinct"):
+            backend.score_tasks([audio], [("q", ["b"]), ("q", bad)])
+    with pytest.raises(AudioLMError, match="2 audios but 1 questions"):
+        backend.score([audio, audio], ["q"], ["a"])
+    assert backend.score_calls == 0
+    assert backend.score([], [], ["a", "b"]).shape == (0, 2)
+    assert [p.shape for p in backend.score_tasks([], [("q", ["a"]), ("r", ["a", "b", "c"])])] == [(0, 1), (0, 3)]
+
+
+def test_candidate_softmax_is_a_stable_softmax_per_row():
+    loglik = np.array([[-2.0, -1.0, -3.0], [-1e4, -1e4 - 1.0, -2e4]])
+    p = audio_lm.candidate_softmax(loglik)
+    expected = np.exp(loglik[0]) / np.exp(loglik[0]).sum()
+    np.testing.assert_allclose(p[0], expected)
+    np.testing.assert_allclose(p[1], [1 / (1 + np.e ** -1), 1 / (1 + np.e), 0.0])
+    assert p.dtype == np.float64 and np.isfinite(p).all()
 
 
 def test_unwrapped_model_follows_wrappers():
@@ -134,7 +162,15 @@ def test_unwrapped_model_follows_wrappers():
 
     backend.model = Wrapper(Wrapper(inner))
     assert backend.unwrapped_model is inner
-    assert sum(1 for _ in backend.trainable_parameters()) == 2
+    assert sum(1 for _ in backend.trainable_parameters()) == 2  # weight and bias
+
+
+def test_adapters_need_a_peft_model(tmp_path):
+    backend = EnergyBackend()
+    with pytest.raises(AudioLMError, match="no LoRA adapter"):
+        backend.save_adapter(tmp_path / "a")
+    with pytest.raises(AudioLMError, match="no adapter_config.json"):
+        backend.load_adapter(tmp_path)
 
 
 def test_load_backend_from_adapter_errors(tmp_path):

@@ -26,13 +26,7 @@ CLASSES = ["Present", "Absent"]
 RATE = 16000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and much slower on two busy cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/models/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +228,22 @@ def test_finetune_recipe_runs_with_the_whisper_backend(source, synthetic_circor,
     backend = load_backend_from_adapter(tmp_path / "run" / "adapter")
     assert isinstance(backend, WhisperLMBackend) and backend.max_audio_seconds == 2.0
     assert summary is not None
+
+
+def test_gradient_checkpointing_trains_the_same(source):
+    """Activation checkpointing (the shared, non-deprecated call) changes memory, not the gradients."""
+    examples = [Example(_audio(CLASSES[i % 2], 300 + i), QUESTION, CLASSES[i % 2]) for i in range(2)]
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        lora = LoraSettings(rank=4, alpha=8, dropout=0.0, target="both")
+        backend = get_backend("whisper").load(source, lora=lora, gradient_checkpointing=checkpointing)
+        assert backend.base_model.is_activation_checkpointing == checkpointing
+        for p in backend.trainable_parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        backend.model.train()
+        backend.loss(backend.collate(examples)).backward()
+        grads.append([p.grad.clone() for p in backend.trainable_parameters()])
+    assert all(g.abs().sum() > 0 for g in grads[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -46,8 +46,11 @@ True
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Sequence
@@ -127,14 +130,42 @@ class AudioLMBackend(abc.ABC):
     """An audio language model with an optional LoRA adapter, seen through one small API.
 
     Subclasses set ``name`` (the registry name), ``sampling_rate`` and ``max_audio_seconds``, and
-    hold ``model`` (the module to train) after :meth:`load`. Register a subclass with
+    hold ``model`` (the module to train) and ``source`` after :meth:`load`. Register a subclass with
     :func:`register_backend` and list its module in ``_BACKEND_MODULES``.
+
+    A subclass implements :meth:`load`, :meth:`collate`, :meth:`generate`, :meth:`_answer_logits`
+    (under :meth:`loss`) and :meth:`_candidate_log_likelihoods` (under :meth:`score`); the rest is
+    shared and adapts through small hooks:
+
+    - :attr:`lora_parts` (where each ``LoraSettings.target`` is, as module-name prefixes) and
+      :attr:`lora_module_aliases` / :meth:`lora_target_names` (the family's names for the linear
+      layers, e.g. Whisper's ``out_proj`` for ``o_proj``) drive :meth:`_add_lora`;
+    - :meth:`_adapter_extra_config` adds the family's keys to ``murmurlm_backend.json``;
+    - :meth:`_resolve_source` turns a ``source`` argument into what is loaded and recorded.
+
+    :meth:`score` and :meth:`score_tasks` validate the candidates, run the hook in eval mode under
+    ``torch.no_grad`` and apply :func:`candidate_softmax`; :meth:`save_adapter` and
+    :meth:`load_adapter` are the same for every peft-wrapped model.
     """
 
     name: ClassVar[str] = ""
     sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
     model: "torch.nn.Module"
+    source: "str | list[str]"
+    # Where LoRA goes, by LoraSettings.target: module-name prefixes inside the loaded model.
+    lora_parts: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # LoraSettings.target_modules names -> this family's linear-layer names (e.g. o_proj -> out_proj).
+    lora_module_aliases: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, model: "torch.nn.Module", processor, source: "str | list[str]"):
+        """A backend on a transformers processor (``.tokenizer`` and ``.feature_extractor``);
+        the audio rate is the feature extractor's. Called by :meth:`load`."""
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.source = source
+        self.sampling_rate = int(processor.feature_extractor.sampling_rate)
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -184,7 +215,6 @@ class AudioLMBackend(abc.ABC):
         """Alias of :meth:`collate` (the name some recipes use)."""
         return self.collate(examples)
 
-    @abc.abstractmethod
     def loss(self, batch: Batch, reduction: str = "mean") -> "torch.Tensor":
         """Cross-entropy over the answer tokens of ``batch`` (a scalar with a graph).
 
@@ -192,8 +222,24 @@ class AudioLMBackend(abc.ABC):
         not a mean of per-example means); ``"sum"``: their sum, so that a recipe can divide by the
         answer-token count of a global batch (see :meth:`count_loss_tokens`) and get the same
         gradient whatever the number of processes or accumulation steps. Calls ``self.model`` —
-        possibly a DDP wrapper — so gradients flow and synchronise as the recipe expects.
+        possibly a DDP wrapper — so gradients flow and synchronise as the recipe expects (the
+        backend's :meth:`_answer_logits` does the forward pass).
         """
+        import torch.nn.functional as F
+
+        if reduction not in ("mean", "sum"):
+            raise AudioLMError(f"reduction {reduction!r} is not one of mean, sum")
+        logits, targets = self._answer_logits(batch)
+        total = F.cross_entropy(logits.float(), targets, reduction="sum")  # in float32
+        if reduction == "sum":
+            return total
+        return total / max(targets.numel(), 1)
+
+    @abc.abstractmethod
+    def _answer_logits(self, batch: Batch) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """The forward pass under :meth:`loss`: ``(logits, targets)``, the ``(N, vocab)`` logits at
+        the N positions that predict an answer token (a label that is not -100) and those N labels,
+        on :attr:`device`, with a graph to the trainable weights."""
 
     @staticmethod
     def count_loss_tokens(batch: Batch) -> int:
@@ -201,7 +247,6 @@ class AudioLMBackend(abc.ABC):
         return int((batch["labels"] != -100).sum())
 
     # --- inference ------------------------------------------------------------------------------
-    @abc.abstractmethod
     def score(
         self,
         audios: Sequence[np.ndarray],
@@ -219,6 +264,11 @@ class AudioLMBackend(abc.ABC):
         model's training mode afterwards. ``len(audios) == len(questions)``; ``candidates`` must be
         non-empty and distinct.
         """
+        if len(audios) != len(questions):
+            raise AudioLMError(f"score: {len(audios)} audios but {len(questions)} questions")
+        candidates = list(candidates)
+        return self._score_items(audios, [[(q, candidates)] for q in questions], [candidates], system,
+                                 batch_size)[0]
 
     def score_tasks(
         self,
@@ -230,11 +280,53 @@ class AudioLMBackend(abc.ABC):
         """Several closed-set questions about the same audios: ``tasks`` is a sequence of
         ``(question, candidates)``; returns, per task, what :meth:`score` returns for it.
 
-        The default asks :meth:`score` once per task; a backend may override it to encode each
-        audio once for all the tasks (the qwen2-audio backend reuses the audio's key/value cache).
+        All tasks go to :meth:`_candidate_log_likelihoods` at once, so that a backend encodes each
+        audio once for all of them (qwen2-audio reuses the audio's key/value cache, whisper its
+        encoder states).
         """
-        return [self.score(audios, [q] * len(audios), cands, system=system, batch_size=batch_size)
-                for q, cands in tasks]
+        tasks = [(q, list(c)) for q, c in tasks]
+        return self._score_items(audios, [tasks] * len(audios), [c for _, c in tasks], system, batch_size)
+
+    def _score_items(self, audios, item_tasks, candidate_lists, system, batch_size) -> list[np.ndarray]:
+        """:meth:`score` and :meth:`score_tasks`: check, run the hook for the log-likelihoods, softmax."""
+        for cands in candidate_lists:
+            check_candidates(cands)
+        if not len(audios):
+            return [np.zeros((0, len(c))) for c in candidate_lists]
+        with self._inference():
+            loglik = self._candidate_log_likelihoods(audios, item_tasks, system, batch_size)
+        return [candidate_softmax(r) for r in loglik]
+
+    @abc.abstractmethod
+    def _candidate_log_likelihoods(
+        self,
+        audios: Sequence[np.ndarray],
+        item_tasks: Sequence[Sequence[tuple[str, list[str]]]],
+        system: str | None,
+        batch_size: int,
+    ) -> list[np.ndarray]:
+        """Summed token log-likelihood of every candidate answer: the hook under :meth:`score`.
+
+        ``item_tasks[i]`` lists the ``(question, candidates)`` asked about ``audios[i]`` (at least
+        one audio; the same number of tasks and the same candidate lists at each task position for
+        every audio). Returns one float ``(len(audios), len(candidates))`` array per task position.
+        Called in eval mode under ``torch.no_grad`` with validated candidates.
+        """
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator["torch.nn.Module"]:
+        """Eval mode and ``torch.no_grad`` for the block, the training mode restored after it;
+        yields :attr:`unwrapped_model`."""
+        import torch
+
+        model = self.unwrapped_model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield model
+        finally:
+            model.train(was_training)
 
     @abc.abstractmethod
     def generate(
@@ -249,17 +341,131 @@ class AudioLMBackend(abc.ABC):
         whitespace stripped. Batches are left-padded; the result equals one-by-one generation."""
 
     # --- adapters -------------------------------------------------------------------------------
-    @abc.abstractmethod
     def save_adapter(self, directory: str | Path) -> Path:
         """Write the LoRA adapter (weights + peft config) and a ``murmurlm_backend.json`` naming the
-        backend and the base ``source`` into ``directory`` (created). Returns the directory.
-        Raises AudioLMError when the model has no adapter."""
+        backend and the base ``source`` (plus :meth:`_adapter_extra_config`) into ``directory``
+        (created). Returns the directory. Raises AudioLMError when the model has no adapter."""
+        model = self.unwrapped_model
+        if not hasattr(model, "peft_config"):
+            raise AudioLMError("save_adapter: the model has no LoRA adapter (load with lora=...)")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        meta = {"backend": self.name, "source": self.source, **self._adapter_extra_config()}
+        (directory / "murmurlm_backend.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
 
-    @abc.abstractmethod
+    def _adapter_extra_config(self) -> dict[str, Any]:
+        """Keys this family adds to ``murmurlm_backend.json`` (hook; none by default)."""
+        return {}
+
     def load_adapter(self, directory: str | Path, trainable: bool = False) -> None:
         """Replace the current adapter weights by those saved in ``directory`` (same LoRA layout;
         when the model has no adapter yet, one is added from the folder's config). After this,
         :meth:`score` and :meth:`generate` give what they gave when the adapter was saved."""
+        from peft import PeftModel, set_peft_model_state_dict
+        from peft.utils import load_peft_weights
+
+        from murmurlm.models.lm_utils import quiet_peft
+
+        directory = adapter_folder(directory)
+        model = self.unwrapped_model
+        if hasattr(model, "peft_config"):
+            weights = load_peft_weights(str(directory), device=str(self.device))
+            result = set_peft_model_state_dict(model, weights)
+            unexpected = [k for k in result.unexpected_keys if "lora_" in k or "modules_to_save" in k]
+            if unexpected:
+                raise AudioLMError(f"{directory}: adapter does not fit this model's LoRA layout "
+                                   f"(e.g. {unexpected[0]})")
+            for name, p in model.named_parameters():
+                if "lora_" in name or "modules_to_save" in name:
+                    p.requires_grad_(trainable)
+        else:
+            with quiet_peft():
+                self.model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
+            self.model.to(self.device)
+
+    # --- LoRA -----------------------------------------------------------------------------------
+    @classmethod
+    def lora_target_names(cls, settings: LoraSettings) -> list[str]:
+        """``settings.target_modules`` in this family's names (:attr:`lora_module_aliases`),
+        in the order given, without repeats."""
+        return list(dict.fromkeys(cls.lora_module_aliases.get(m, m) for m in settings.target_modules))
+
+    @classmethod
+    def lora_target_regex(cls, settings: LoraSettings) -> str:
+        """The peft ``target_modules`` regex for ``settings`` (full match on module names)."""
+        parts = "|".join(re.escape(p) for p in cls.lora_parts[settings.target])
+        names = "|".join(re.escape(m) for m in cls.lora_target_names(settings))
+        return rf"(?:{parts})\..*\.(?:{names})"
+
+    def _add_lora(self, settings: LoraSettings) -> None:
+        """Wrap the model in fresh trainable LoRA adapters (peft), refusing ``target_modules`` that
+        match no linear layer in a targeted part (the error lists the part's linear layers)."""
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        from murmurlm.errors import ConfigError
+        from murmurlm.models.lm_utils import quiet_peft
+
+        model = self.unwrapped_model
+        pattern = self.lora_target_regex(settings)
+        linear_names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+        for part in self.lora_parts[settings.target]:
+            hits = [n for n in linear_names if n.startswith(part + ".") and re.fullmatch(pattern, n)]
+            if not hits:
+                leaves = sorted({n.rsplit(".", 1)[-1] for n in linear_names if n.startswith(part + ".")})
+                raise ConfigError(f"lora.target_modules {settings.target_modules} match no linear layer in "
+                                  f"{part}; its linear layers are: {', '.join(leaves)}")
+        config = LoraConfig(
+            r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+            target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
+            bias="none",
+        )
+        with quiet_peft():
+            self.model = get_peft_model(model, config)
+
+    # --- loading steps shared by the backends' load ---------------------------------------------
+    @classmethod
+    def _resolve_source(cls, source: str | Path) -> str:
+        """A local folder as its absolute path; anything else (a Hub id) as given."""
+        source = str(source)
+        local = Path(source).expanduser()
+        return str(local.resolve()) if local.exists() else source
+
+    @classmethod
+    def _load_options(cls, source, lora: LoraSettings | None, adapter, device: str, dtype: str):
+        """The checks and resolutions every :meth:`load` starts with: ``(source, device, dtype)``."""
+        from murmurlm.models.lm_utils import resolve_device, resolve_dtype
+
+        if lora is not None and adapter is not None:
+            raise AudioLMError("give either lora (a fresh adapter) or adapter (a saved one), not both; "
+                               "to continue training a saved adapter use load_adapter(dir, trainable=True)")
+        dev = resolve_device(device)
+        return cls._resolve_source(source), dev, resolve_dtype(dtype, dev)
+
+    @staticmethod
+    def _prepare_base_model(model: "torch.nn.Module", device: "torch.device",
+                            gradient_checkpointing: bool) -> None:
+        """Move the loaded model to ``device``, freeze it, eval mode; activation checkpointing on
+        request (non-reentrant, so frozen inputs still pass gradients to LoRA weights)."""
+        model.to(device)
+        model.requires_grad_(False)
+        model.eval()
+        if gradient_checkpointing:
+            model.config.use_cache = False
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20 name
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def _attach_adapter(self, lora: LoraSettings | None, adapter) -> None:
+        """The end of :meth:`load`: fresh LoRA, or a saved adapter (frozen), then eval mode."""
+        if lora is not None:
+            self._add_lora(lora)
+        elif adapter is not None:
+            self.load_adapter(adapter, trainable=False)
+        self.model.eval()  # peft may leave it in training mode; a recipe calls .train()
 
     # --- helpers shared by every backend --------------------------------------------------------
     @property
@@ -339,25 +545,57 @@ def get_backend(name: str) -> type[AudioLMBackend]:
         ) from None
 
 
+def candidate_softmax(loglik: np.ndarray) -> np.ndarray:
+    """Rows of summed candidate log-likelihoods -> probabilities (a stable softmax per row).
+
+    >>> candidate_softmax(np.array([[-1.0, -1.0], [-1000.0, -1e4]])).round(3).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    """
+    r = np.asarray(loglik, dtype=np.float64)
+    r = r - r.max(axis=1, keepdims=True)
+    p = np.exp(r)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def check_candidates(cands: Sequence[str]) -> None:
+    """Closed-set candidates must be non-empty and distinct (AudioLMError otherwise)."""
+    if not cands or len(set(cands)) != len(cands):
+        raise AudioLMError(f"score: candidates must be non-empty and distinct, got {list(cands)}")
+
+
+def adapter_folder(directory: str | Path) -> Path:
+    """``directory`` as a Path, checked to hold a peft ``adapter_config.json``."""
+    directory = Path(directory)
+    if not (directory / "adapter_config.json").is_file():
+        raise AudioLMError(f"{directory}: no adapter_config.json; not an adapter folder written by save_adapter")
+    return directory
+
+
+def read_adapter_meta(directory: str | Path, required: bool = True) -> dict[str, Any]:
+    """The ``murmurlm_backend.json`` of an adapter folder (``{}`` when absent and not ``required``)."""
+    directory = Path(directory)
+    path = directory / "murmurlm_backend.json"
+    if not path.is_file():
+        if required:
+            raise AudioLMError(f"{path}: not found; is {directory} an adapter folder written by save_adapter?")
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AudioLMError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+
+
 def load_backend_from_adapter(directory: str | Path, device: str = "cpu", dtype: str = "float32",
                               trainable: bool = False) -> AudioLMBackend:
     """Load base model + adapter from a folder written by :meth:`AudioLMBackend.save_adapter`.
 
     The folder's ``murmurlm_backend.json`` names the backend and the base ``source``.
     """
-    import json
-
     directory = Path(directory)
-    meta_path = directory / "murmurlm_backend.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise AudioLMError(f"{meta_path}: not found; is {directory} an adapter folder written by save_adapter?") from None
-    except json.JSONDecodeError as err:
-        raise AudioLMError(f"{meta_path}:{err.lineno}: invalid JSON: {err.msg}") from None
+    meta = read_adapter_meta(directory)
     for key in ("backend", "source"):
         if key not in meta:
-            raise AudioLMError(f"{meta_path}: missing key {key!r}")
+            raise AudioLMError(f"{directory / 'murmurlm_backend.json'}: missing key {key!r}")
     cls = get_backend(meta["backend"])
     backend = cls.load(meta["source"], device=device, dtype=dtype, adapter=directory)
     if trainable:

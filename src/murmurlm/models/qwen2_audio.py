@@ -38,18 +38,13 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from murmurlm.errors import ConfigError
-from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask, quiet_peft, resolve_device, resolve_dtype
+from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask
 from murmurlm.models.audio_lm import (
     AudioLMBackend,
     AudioLMError,
@@ -61,30 +56,21 @@ from murmurlm.models.audio_lm import (
 
 log = logging.getLogger(__name__)
 
-# Where LoRA goes, by LoraSettings.target: module-name prefixes inside Qwen2AudioForConditionalGeneration.
-_PARTS = {"audio": ("model.audio_tower",), "language": ("model.language_model",),
-          "both": ("model.audio_tower", "model.language_model")}
 _QUESTION_MARK = "\u0000QUESTION\u0000"  # placeholder used to split the rendered template
-
-
-def lora_target_regex(settings: LoraSettings) -> str:
-    """The peft ``target_modules`` regex for ``settings`` (full match on module names)."""
-    parts = "|".join(re.escape(p) for p in _PARTS[settings.target])
-    names = "|".join(re.escape(m) for m in settings.target_modules)
-    return rf"(?:{parts})\..*\.(?:{names})"
 
 
 @register_backend("qwen2-audio")
 class Qwen2AudioBackend(AudioLMBackend):
     """Qwen2-Audio behind the :class:`AudioLMBackend` interface (see the module docstring)."""
 
+    # Module-name prefixes inside Qwen2AudioForConditionalGeneration; its Whisper-style encoder and
+    # its Qwen2 language model both name their linear layers as LoraSettings does (q_proj ... o_proj).
+    lora_parts = {"audio": ("model.audio_tower",), "language": ("model.language_model",),
+                  "both": ("model.audio_tower", "model.language_model")}
+
     def __init__(self, model: torch.nn.Module, processor, source: str):
-        self.model = model
-        self.processor = processor
-        self.tokenizer = processor.tokenizer
-        self.source = source
+        super().__init__(model, processor, source)
         fe = processor.feature_extractor
-        self.sampling_rate = int(fe.sampling_rate)
         self.max_audio_seconds = float(fe.n_samples) / fe.sampling_rate
         tok = self.tokenizer
         vocab = tok.get_vocab()
@@ -102,15 +88,7 @@ class Qwen2AudioBackend(AudioLMBackend):
              adapter=None) -> "Qwen2AudioBackend":
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 
-        if lora is not None and adapter is not None:
-            raise AudioLMError("give either lora (a fresh adapter) or adapter (a saved one), not both; "
-                               "to continue training a saved adapter use load_adapter(dir, trainable=True)")
-        dev = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, dev)
-        source = str(source)
-        local = Path(source).expanduser()
-        if local.exists():
-            source = str(local.resolve())
+        source, dev, torch_dtype = cls._load_options(source, lora, adapter, device, dtype)
         try:
             processor = AutoProcessor.from_pretrained(source)
             model = Qwen2AudioForConditionalGeneration.from_pretrained(source, dtype=torch_dtype)
@@ -120,44 +98,12 @@ class Qwen2AudioBackend(AudioLMBackend):
                                "the Hub cache; else download it and give the local folder)") from None
         if not isinstance(processor, Qwen2AudioProcessor):
             raise AudioLMError(f"{source}: processor is {type(processor).__name__}, not Qwen2AudioProcessor")
-        model.to(dev)
-        model.requires_grad_(False)
-        model.eval()
-        if gradient_checkpointing:
-            model.config.use_cache = False
-            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.20 name
-                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        cls._prepare_base_model(model, dev, gradient_checkpointing)
         backend = cls(model, processor, source)
-        if lora is not None:
-            backend._add_lora(lora)
-        elif adapter is not None:
-            backend.load_adapter(adapter, trainable=False)
-        backend.model.eval()  # peft may leave it in training mode; a recipe calls .train()
+        backend._attach_adapter(lora, adapter)
         log.info("loaded %s on %s (%s): %.1fM parameters, %.2fM trainable", source, dev, torch_dtype,
                  backend.num_parameters() / 1e6, backend.num_parameters(trainable_only=True) / 1e6)
         return backend
-
-    def _add_lora(self, settings: LoraSettings) -> None:
-        from peft import LoraConfig, get_peft_model
-
-        model = self.unwrapped_model
-        pattern = lora_target_regex(settings)
-        linear_names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-        for part in _PARTS[settings.target]:
-            hits = [n for n in linear_names if n.startswith(part + ".") and re.fullmatch(pattern, n)]
-            if not hits:
-                leaves = sorted({n.rsplit(".", 1)[-1] for n in linear_names if n.startswith(part + ".")})
-                raise ConfigError(f"lora.target_modules {settings.target_modules} match no linear layer in "
-                                  f"{part}; its linear layers are: {', '.join(leaves)}")
-        config = LoraConfig(
-            r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-            target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
-            bias="none",
-        )
-        with quiet_peft():
-            self.model = get_peft_model(model, config)
 
     # --- prompt encoding --------------------------------------------------------------------------
     def _split_prompt(self, question: str, system: str | None) -> tuple[str, str]:
@@ -214,71 +160,32 @@ class Qwen2AudioBackend(AudioLMBackend):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "input_features": features,
                 "feature_attention_mask": feature_mask, "labels": label_ids}
 
-    def loss(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
-        if reduction not in ("mean", "sum"):
-            raise AudioLMError(f"reduction {reduction!r} is not one of mean, sum")
+    def _answer_logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.device
         inputs = {k: v.to(dev) for k, v in batch.items()}
         labels = inputs.pop("labels")
         out = self.model(**inputs, use_cache=False)
         target = labels[:, 1:]
         keep = target != IGNORE_INDEX
-        logits = out.logits[:, :-1][keep].float()  # only the answer positions, in float32
-        total = F.cross_entropy(logits, target[keep], reduction="sum")
-        if reduction == "sum":
-            return total
-        return total / keep.sum().clamp(min=1)
+        return out.logits[:, :-1][keep], target[keep]  # only the answer positions
 
     # --- inference --------------------------------------------------------------------------------
-    def score(self, audios, questions, candidates, system=None, batch_size=8) -> np.ndarray:
-        if len(audios) != len(questions):
-            raise AudioLMError(f"score: {len(audios)} audios but {len(questions)} questions")
-        return self._score([(a, [(q, list(candidates))]) for a, q in zip(audios, questions)], system,
-                           batch_size)[0] if len(audios) else np.zeros((0, len(candidates)))
-
-    def score_tasks(self, audios, tasks, system=None, batch_size=8) -> list[np.ndarray]:
-        """Several closed-set questions about the same audios, sharing one audio prefix per audio.
-
-        ``tasks``: a sequence of ``(question, candidates)``; returns one ``(len(audios),
-        len(candidates))`` array per task (what :meth:`score` would return for it).
-        """
-        tasks = [(q, list(c)) for q, c in tasks]
-        if not len(audios):
-            return [np.zeros((0, len(c))) for _, c in tasks]
-        return self._score([(a, tasks) for a in audios], system, batch_size)
-
-    @torch.no_grad()
-    def _score(self, items, system, batch_size) -> list[np.ndarray]:
-        """``items``: (audio, [(question, candidates), ...]) with the same candidate lists per task
-        position. Returns one (num_items, num_candidates) array per task position."""
-        num_tasks = len(items[0][1])
-        for _, tasks in items:
-            for q, cands in tasks:
-                if not cands or len(set(cands)) != len(cands):
-                    raise AudioLMError(f"score: candidates must be non-empty and distinct, got {cands}")
-        results = [np.zeros((len(items), len(items[0][1][t][1]))) for t in range(num_tasks)]
+    def _candidate_log_likelihoods(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
+        """One prefix forward (system + audio) per audio, its key/value cache reused for every
+        question and candidate of every task (see :meth:`_score_suffixes`)."""
+        results = [np.zeros((len(audios), len(cands))) for _, cands in item_tasks[0]]
         model = self.unwrapped_model
-        was_training = model.training
-        model.eval()
         prefix_text, _ = self._split_prompt("", system)
-        try:
-            for start in range(0, len(items), batch_size):
-                chunk = items[start: start + batch_size]
-                cache, prefix_mask = self._run_prefix(model, [a for a, _ in chunk], prefix_text)
-                for t in range(num_tasks):
-                    cands = chunk[0][1][t][1]
-                    suffixes = [self._text_ids(self._split_prompt(tasks[t][0], system)[1]) for _, tasks in chunk]
-                    logp = self._score_suffixes(model, cache, prefix_mask, suffixes,
-                                                [self._answer_ids(c) for c in cands])
-                    results[t][start: start + len(chunk)] = logp
-        finally:
-            model.train(was_training)
-        out = []
-        for r in results:
-            r = r - r.max(axis=1, keepdims=True)
-            p = np.exp(r)
-            out.append(p / p.sum(axis=1, keepdims=True))
-        return out
+        for start in range(0, len(audios), batch_size):
+            chunk = list(audios[start: start + batch_size])
+            chunk_tasks = item_tasks[start: start + len(chunk)]
+            cache, prefix_mask = self._run_prefix(model, chunk, prefix_text)
+            for t, r in enumerate(results):
+                cands = chunk_tasks[0][t][1]
+                suffixes = [self._text_ids(self._split_prompt(tasks[t][0], system)[1]) for tasks in chunk_tasks]
+                r[start: start + len(chunk)] = self._score_suffixes(model, cache, prefix_mask, suffixes,
+                                                                    [self._answer_ids(c) for c in cands])
+        return results
 
     def _run_prefix(self, model, audios, prefix_text):
         """Left-padded prefix forward (system + audio): its key/value cache and attention mask."""
@@ -317,15 +224,11 @@ class Qwen2AudioBackend(AudioLMBackend):
                 scores[b, c] = float(logprobs[b, pos, target].sum())
         return scores
 
-    @torch.no_grad()
     def generate(self, audios, questions, max_new_tokens=32, system=None, batch_size=8) -> list[str]:
         if len(audios) != len(questions):
             raise AudioLMError(f"generate: {len(audios)} audios but {len(questions)} questions")
-        model = self.unwrapped_model
-        was_training = model.training
-        model.eval()
         answers: list[str] = []
-        try:
+        with self._inference() as model:
             for start in range(0, len(audios), batch_size):
                 chunk_a = audios[start: start + batch_size]
                 splits = [self._split_prompt(q, system) for q in questions[start: start + batch_size]]
@@ -341,41 +244,9 @@ class Qwen2AudioBackend(AudioLMBackend):
                 )
                 new = out[:, input_ids.shape[1]:]
                 answers.extend(t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True))
-        finally:
-            model.train(was_training)
         return answers
 
-    # --- adapters ---------------------------------------------------------------------------------
-    def save_adapter(self, directory) -> Path:
-        model = self.unwrapped_model
-        if not hasattr(model, "peft_config"):
-            raise AudioLMError("save_adapter: the model has no LoRA adapter (load with lora=...)")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(directory)
-        (directory / "murmurlm_backend.json").write_text(json.dumps(
-            {"backend": self.name, "source": self.source}, indent=2) + "\n")
-        return directory
 
-    def load_adapter(self, directory, trainable: bool = False) -> None:
-        from peft import PeftModel, set_peft_model_state_dict
-        from peft.utils import load_peft_weights
-
-        directory = Path(directory)
-        if not (directory / "adapter_config.json").is_file():
-            raise AudioLMError(f"{directory}: no adapter_config.json; not an adapter folder written by save_adapter")
-        model = self.unwrapped_model
-        if hasattr(model, "peft_config"):
-            weights = load_peft_weights(str(directory), device=str(self.device))
-            result = set_peft_model_state_dict(model, weights)
-            unexpected = [k for k in result.unexpected_keys if "lora_" in k or "modules_to_save" in k]
-            if unexpected:
-                raise AudioLMError(f"{directory}: adapter does not fit this model's LoRA layout "
-                                   f"(e.g. {unexpected[0]})")
-            for name, p in model.named_parameters():
-                if "lora_" in name or "modules_to_save" in name:
-                    p.requires_grad_(trainable)
-        else:
-            with quiet_peft():
-                self.model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
-            self.model.to(self.device)
+def lora_target_regex(settings: LoraSettings) -> str:
+    """The peft ``target_modules`` regex for ``settings`` (:meth:`AudioLMBackend.lora_target_regex`)."""
+    return Qwen2AudioBackend.lora_target_regex(settings)

@@ -43,41 +43,29 @@ True
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from murmurlm.errors import ConfigError
-from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask, resolve_device, resolve_dtype
+from murmurlm.models.lm_utils import IGNORE_INDEX, pad_ids, positions_from_mask
 from murmurlm.models.audio_lm import (
     AudioLMBackend,
     AudioLMError,
     Batch,
     Example,
     LoraSettings,
+    adapter_folder,
+    read_adapter_meta,
     register_backend,
 )
 
 log = logging.getLogger(__name__)
 
-_PARTS = {"audio": ("model.encoder",), "language": ("model.decoder",),
-          "both": ("model.encoder", "model.decoder")}
-# Whisper names its attention output projection out_proj; Qwen2 (and LoraSettings' default) o_proj.
-_MODULE_ALIASES = {"o_proj": "out_proj", "gate_proj": "fc1", "up_proj": "fc1", "down_proj": "fc2"}
 POSITIONS_PER_SECOND = 50  # 100 mel frames per second, halved by the stride-2 convolution
-
-
-def lora_target_regex(settings: LoraSettings) -> str:
-    """The peft ``target_modules`` regex for ``settings`` inside ``WhisperForConditionalGeneration``."""
-    parts = "|".join(re.escape(p) for p in _PARTS[settings.target])
-    names = sorted({_MODULE_ALIASES.get(m, m) for m in settings.target_modules})
-    return rf"(?:{parts})\..*\.(?:{'|'.join(re.escape(n) for n in names)})"
 
 
 def set_encoder_window(model, feature_extractor, seconds: float) -> None:
@@ -115,16 +103,16 @@ def set_encoder_window(model, feature_extractor, seconds: float) -> None:
 class WhisperLMBackend(AudioLMBackend):
     """Whisper behind the :class:`AudioLMBackend` interface (see the module docstring)."""
 
+    lora_parts = {"audio": ("model.encoder",), "language": ("model.decoder",),
+                  "both": ("model.encoder", "model.decoder")}
+    # Whisper names its attention output projection out_proj; Qwen2 (and LoraSettings' default) o_proj.
+    lora_module_aliases = {"o_proj": "out_proj", "gate_proj": "fc1", "up_proj": "fc1", "down_proj": "fc2"}
+
     def __init__(self, model: torch.nn.Module, processor, source, window_seconds: float,
                  encoder_cache: bool = False):
         from murmurlm.models.ct2_whisper import WhisperTokens
 
-        self.model = model
-        self.processor = processor
-        self.tokenizer = processor.tokenizer
-        self.source = source
-        fe = processor.feature_extractor
-        self.sampling_rate = int(fe.sampling_rate)
+        super().__init__(model, processor, source)
         self.max_audio_seconds = float(window_seconds)
         self.window_seconds = float(window_seconds)
         self.tokens = WhisperTokens.from_tokenizer(self.tokenizer)
@@ -156,22 +144,11 @@ class WhisperLMBackend(AudioLMBackend):
         """
         from murmurlm.models.ct2_whisper import resolve_whisper_source
 
-        if lora is not None and adapter is not None:
-            raise AudioLMError("give either lora (a fresh adapter) or adapter (a saved one), not both; "
-                               "to continue training a saved adapter use load_adapter(dir, trainable=True)")
+        source, dev, torch_dtype = cls._load_options(source, lora, adapter, device, dtype)
         if adapter is not None:
-            meta = _read_meta(Path(adapter))
+            meta = read_adapter_meta(adapter)
             if window_seconds is None:
                 window_seconds = meta.get("window_seconds")
-        dev = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, dev)
-        if isinstance(source, (list, tuple)):
-            source = [str(Path(s).expanduser().resolve()) for s in source]
-        else:
-            source = str(source)
-            local = Path(source).expanduser()
-            if local.exists():
-                source = str(local.resolve())
         try:
             model, processor = resolve_whisper_source(source, dtype=torch_dtype)
         except (OSError, ValueError) as err:
@@ -179,21 +156,12 @@ class WhisperLMBackend(AudioLMBackend):
         if window_seconds is not None:
             set_encoder_window(model, processor.feature_extractor, float(window_seconds))
         seconds = processor.feature_extractor.n_samples / processor.feature_extractor.sampling_rate
-        model.to(dev)
-        model.requires_grad_(False)
-        model.eval()
-        if gradient_checkpointing:
-            model.config.use_cache = False
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        cls._prepare_base_model(model, dev, gradient_checkpointing)
         if encoder_cache and lora is not None and lora.target != "language":
             raise ConfigError(f"encoder_cache needs a frozen encoder, but lora.target is {lora.target!r}; "
                               "use lora.target=language or encoder_cache=false")
         backend = cls(model, processor, source, seconds, encoder_cache=encoder_cache)
-        if lora is not None:
-            backend._add_lora(lora)
-        elif adapter is not None:
-            backend.load_adapter(adapter, trainable=False)
-        backend.model.eval()  # peft leaves the model in training mode; a recipe calls .train()
+        backend._attach_adapter(lora, adapter)
         log.info("whisper backend: %s on %s (%s), %g s window, %.1fM parameters, %.2fM trainable%s",
                  source, dev, torch_dtype, seconds, backend.num_parameters() / 1e6,
                  backend.num_parameters(trainable_only=True) / 1e6,
@@ -210,22 +178,22 @@ class WhisperLMBackend(AudioLMBackend):
     def encoder_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.base_model.model.encoder.parameters())
 
-    def _add_lora(self, settings: LoraSettings) -> None:
-        from peft import LoraConfig, get_peft_model
+    @classmethod
+    def _resolve_source(cls, source) -> str | list[str]:
+        """As the base class does, and a list of CTranslate2 folders or part files as absolute paths."""
+        if isinstance(source, (list, tuple)):
+            return [str(Path(s).expanduser().resolve()) for s in source]
+        return super()._resolve_source(source)
 
-        model = self.unwrapped_model
-        pattern = lora_target_regex(settings)
-        linear_names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-        for part in _PARTS[settings.target]:
-            hits = [n for n in linear_names if n.startswith(part + ".") and re.fullmatch(pattern, n)]
-            if not hits:
-                leaves = sorted({n.rsplit(".", 1)[-1] for n in linear_names if n.startswith(part + ".")})
-                raise ConfigError(f"lora.target_modules {settings.target_modules} match no linear layer in "
-                                  f"{part}; its linear layers are: {', '.join(leaves)}")
-        config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                            target_modules=pattern, modules_to_save=list(settings.modules_to_save) or None,
-                            bias="none")
-        self.model = get_peft_model(model, config)
+    @classmethod
+    def lora_target_names(cls, settings: LoraSettings) -> list[str]:
+        """The aliased names, sorted (the order Whisper adapters' ``adapter_config.json`` has always had)."""
+        return sorted(super().lora_target_names(settings))
+
+    def _add_lora(self, settings: LoraSettings) -> None:
+        super()._add_lora(settings)
+        # Whisper's main input is input_features, so activation checkpointing does not make the
+        # decoder's (frozen) input embeddings pass gradients by itself, as it does for input_ids.
         if any(getattr(m, "gradient_checkpointing", False) for m in self.base_model.modules()):
             self.model.enable_input_require_grads()
         if self._encoder_cache_on and not self.encoder_frozen:
@@ -343,9 +311,7 @@ class WhisperLMBackend(AudioLMBackend):
             batch["input_features"] = self._features([ex.audio for ex in examples])
         return batch
 
-    def loss(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
-        if reduction not in ("mean", "sum"):
-            raise AudioLMError(f"reduction {reduction!r} is not one of mean, sum")
+    def _answer_logits(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         dev = self.device
         labels = batch["labels"].to(dev)
         inputs = {"decoder_input_ids": batch["decoder_input_ids"].to(dev),
@@ -370,100 +336,62 @@ class WhisperLMBackend(AudioLMBackend):
             # position is most of a training step's cost otherwise.
             base = self.base_model
             hidden = base.model(**inputs, use_cache=False).last_hidden_state
-            logits = base.proj_out(hidden[:, :-1][keep]).float()
+            logits = base.proj_out(hidden[:, :-1][keep])
         else:  # a DDP / accelerate wrapper: call it, so that its hooks run
-            logits = self.model(**inputs, use_cache=False).logits[:, :-1][keep].float()
-        total = F.cross_entropy(logits, target[keep], reduction="sum")
-        if reduction == "sum":
-            return total
-        return total / keep.sum().clamp(min=1)
+            logits = self.model(**inputs, use_cache=False).logits[:, :-1][keep]
+        return logits, target[keep]
 
     # --- inference --------------------------------------------------------------------------------
-    def score(self, audios, questions, candidates, system=None, batch_size=8) -> np.ndarray:
-        if len(audios) != len(questions):
-            raise AudioLMError(f"score: {len(audios)} audios but {len(questions)} questions")
-        candidates = list(candidates)
-        if not len(audios):
-            _check_candidates(candidates)
-            return np.zeros((0, len(candidates)))
-        return self._score(audios, [[(q, candidates)] for q in questions], system, batch_size)[0]
-
-    def score_tasks(self, audios, tasks, system=None, batch_size=8) -> list[np.ndarray]:
-        """Several closed-set questions about the same audios, the audio encoded once for all.
-
-        ``tasks``: a sequence of ``(question, candidates)``; returns one ``(len(audios),
-        len(candidates))`` array per task, what :meth:`score` would return for it.
-        """
-        tasks = [(q, list(c)) for q, c in tasks]
-        if not len(audios):
-            return [np.zeros((0, len(c))) for _, c in tasks]
-        return self._score(audios, [tasks] * len(audios), system, batch_size)
-
-    @torch.no_grad()
-    def _score(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
-        num_tasks = len(item_tasks[0])
-        for tasks in item_tasks:
-            for _, cands in tasks:
-                _check_candidates(cands)
-        results = [np.zeros((len(audios), len(item_tasks[0][t][1]))) for t in range(num_tasks)]
+    def _candidate_log_likelihoods(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
+        """The audios encoded once (or taken from the encoder cache) for every question and
+        candidate; the (question, candidate) sequences decoded in groups of about
+        ``4 * batch_size``, with each audio's cross-attention keys and values computed once."""
+        results = [np.zeros((len(audios), len(cands))) for _, cands in item_tasks[0]]
         model = self.base_model
-        was_training = self.unwrapped_model.training
-        self.unwrapped_model.eval()
         dev = self.device
-        try:
-            for start in range(0, len(audios), batch_size):
-                chunk = list(audios[start:start + batch_size])
-                keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
-                if keys is not None and all(k in self._cache for k in keys):
-                    hidden = torch.stack([self._cache[k] for k in keys]).to(dev, next(model.parameters()).dtype)
-                else:
-                    hidden = self._encode(self._features(chunk), keys)
-                # Every (item, task, candidate) sequence, scored in groups of about batch_size * 4.
-                seqs, owners = [], []
-                for i in range(len(chunk)):
-                    for t, (q, cands) in enumerate(item_tasks[start + i]):
-                        prompt = self.prompt_ids(q, system)
-                        for c, cand in enumerate(cands):
-                            ans = self.answer_ids(cand)
-                            self._check_length(len(prompt) + len(ans), f"question {q!r}, candidate {cand!r}")
-                            seqs.append((prompt, ans))
-                            owners.append((i, t, c))
-                group = max(1, batch_size * 4)
-                for g in range(0, len(seqs), group):
-                    part = seqs[g:g + group]
-                    ids, mask = pad_ids([p + a for p, a in part], self.tokens.eot, "right")
-                    labels, _ = pad_ids([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
-                    rows = torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)
-                    hidden_dec = _decode_shared_audio(model, hidden, rows, ids.to(dev), mask.to(dev))
-                    target = labels[:, 1:].to(dev)
-                    keep = target != IGNORE_INDEX
-                    # the output layer on the answer positions only
-                    logp = torch.log_softmax(model.proj_out(hidden_dec[:, :-1][keep]).float(), dim=-1)
-                    tok = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
-                    sums = torch.zeros(len(part), dtype=torch.float64, device=dev).index_add_(
-                        0, keep.nonzero()[:, 0], tok.double()).cpu().numpy()
-                    for j, s in enumerate(sums):
-                        i, t, c = owners[g + j]
-                        results[t][start + i, c] = s
-        finally:
-            self.unwrapped_model.train(was_training)
-        out = []
-        for r in results:
-            r = r - r.max(axis=1, keepdims=True)
-            p = np.exp(r)
-            out.append(p / p.sum(axis=1, keepdims=True))
-        return out
+        for start in range(0, len(audios), batch_size):
+            chunk = list(audios[start:start + batch_size])
+            keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
+            if keys is not None and all(k in self._cache for k in keys):
+                hidden = torch.stack([self._cache[k] for k in keys]).to(dev, next(model.parameters()).dtype)
+            else:
+                hidden = self._encode(self._features(chunk), keys)
+            # Every (item, task, candidate) sequence, scored in groups of about batch_size * 4.
+            seqs, owners = [], []
+            for i in range(len(chunk)):
+                for t, (q, cands) in enumerate(item_tasks[start + i]):
+                    prompt = self.prompt_ids(q, system)
+                    for c, cand in enumerate(cands):
+                        ans = self.answer_ids(cand)
+                        self._check_length(len(prompt) + len(ans), f"question {q!r}, candidate {cand!r}")
+                        seqs.append((prompt, ans))
+                        owners.append((i, t, c))
+            group = max(1, batch_size * 4)
+            for g in range(0, len(seqs), group):
+                part = seqs[g:g + group]
+                ids, mask = pad_ids([p + a for p, a in part], self.tokens.eot, "right")
+                labels, _ = pad_ids([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
+                rows = torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)
+                hidden_dec = _decode_shared_audio(model, hidden, rows, ids.to(dev), mask.to(dev))
+                target = labels[:, 1:].to(dev)
+                keep = target != IGNORE_INDEX
+                # the output layer on the answer positions only
+                logp = torch.log_softmax(model.proj_out(hidden_dec[:, :-1][keep]).float(), dim=-1)
+                tok = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
+                sums = torch.zeros(len(part), dtype=torch.float64, device=dev).index_add_(
+                    0, keep.nonzero()[:, 0], tok.double()).cpu().numpy()
+                for j, s in enumerate(sums):
+                    i, t, c = owners[g + j]
+                    results[t][start + i, c] = s
+        return results
 
-    @torch.no_grad()
     def generate(self, audios, questions, max_new_tokens=32, system=None, batch_size=8) -> list[str]:
         if len(audios) != len(questions):
             raise AudioLMError(f"generate: {len(audios)} audios but {len(questions)} questions")
         model = self.base_model
-        was_training = self.unwrapped_model.training
-        self.unwrapped_model.eval()
         dev = self.device
         answers: list[str] = []
-        try:
+        with self._inference():
             for start in range(0, len(audios), batch_size):
                 chunk = list(audios[start:start + batch_size])
                 keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
@@ -497,49 +425,21 @@ class WhisperLMBackend(AudioLMBackend):
                     if self.tokens.eot in row:
                         row = row[:row.index(self.tokens.eot)]
                     answers.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
-        finally:
-            self.unwrapped_model.train(was_training)
         return answers
 
     # --- adapters ---------------------------------------------------------------------------------
-    def save_adapter(self, directory) -> Path:
-        model = self.unwrapped_model
-        if not hasattr(model, "peft_config"):
-            raise AudioLMError("save_adapter: the model has no LoRA adapter (load with lora=...)")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(directory)
-        (directory / "murmurlm_backend.json").write_text(json.dumps(
-            {"backend": self.name, "source": self.source, "window_seconds": self.window_seconds,
-             "encoder_cache": self._encoder_cache_on}, indent=2) + "\n")
-        return directory
+    def _adapter_extra_config(self) -> dict:
+        return {"window_seconds": self.window_seconds, "encoder_cache": self._encoder_cache_on}
 
     def load_adapter(self, directory, trainable: bool = False) -> None:
-        from peft import PeftModel, set_peft_model_state_dict
-        from peft.utils import load_peft_weights
-
-        directory = Path(directory)
-        if not (directory / "adapter_config.json").is_file():
-            raise AudioLMError(f"{directory}: no adapter_config.json; not an adapter folder written by save_adapter")
-        meta = _read_meta(directory, required=False)
-        window = meta.get("window_seconds")
+        """:meth:`AudioLMBackend.load_adapter`, refusing an adapter trained with another window, and
+        with the encoder cache dropped (the encoder states may differ now)."""
+        directory = adapter_folder(directory)
+        window = read_adapter_meta(directory, required=False).get("window_seconds")
         if window is not None and abs(float(window) - self.window_seconds) > 1e-9:
             raise AudioLMError(f"{directory}: adapter trained with a {window:g} s window, this model has "
                                f"{self.window_seconds:g} s; load with window_seconds={window:g}")
-        model = self.unwrapped_model
-        if hasattr(model, "peft_config"):
-            weights = load_peft_weights(str(directory), device=str(self.device))
-            result = set_peft_model_state_dict(model, weights)
-            unexpected = [k for k in result.unexpected_keys if "lora_" in k or "modules_to_save" in k]
-            if unexpected:
-                raise AudioLMError(f"{directory}: adapter does not fit this model's LoRA layout "
-                                   f"(e.g. {unexpected[0]})")
-            for name, p in model.named_parameters():
-                if "lora_" in name or "modules_to_save" in name:
-                    p.requires_grad_(trainable)
-        else:
-            self.model = PeftModel.from_pretrained(model, str(directory), is_trainable=trainable)
-            self.model.to(self.device)
+        super().load_adapter(directory, trainable=trainable)
         if self._encoder_cache_on and not self.encoder_frozen:
             raise ConfigError(f"{directory}: this adapter trains the encoder; load with encoder_cache=False")
         self.clear_encoder_cache()
@@ -571,18 +471,6 @@ def _decode_shared_audio(model, hidden: torch.Tensor, rows: torch.Tensor, ids: t
     return out.last_hidden_state
 
 
-def _read_meta(directory: Path, required: bool = True) -> dict:
-    path = directory / "murmurlm_backend.json"
-    if not path.is_file():
-        if required:
-            raise AudioLMError(f"{path}: not found; is {directory} an adapter folder written by save_adapter?")
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise AudioLMError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
-
-
-def _check_candidates(cands: Sequence[str]) -> None:
-    if not cands or len(set(cands)) != len(cands):
-        raise AudioLMError(f"score: candidates must be non-empty and distinct, got {list(cands)}")
+def lora_target_regex(settings: LoraSettings) -> str:
+    """The peft ``target_modules`` regex for ``settings`` inside ``WhisperForConditionalGeneration``."""
+    return WhisperLMBackend.lora_target_regex(settings)

@@ -1,0 +1,91 @@
+"""What the qwen2-audio and whisper backends share through AudioLMBackend: one LoRA targeting, one
+adapter save/load (quiet about peft's use of deprecated transformers names), one candidate softmax.
+
+Before this code lived in the base class the two copies had drifted: whisper's adapter loading and
+LoRA wrapping let peft's ``is_gradient_checkpointing`` FutureWarning through and it enabled
+checkpointing by the deprecated ``gradient_checkpointing_enable``; qwen2-audio did neither.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from murmurlm.models.audio_lm import AudioLMBackend, LoraSettings, get_backend, load_backend_from_adapter
+from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+from murmurlm.models.tiny_whisper import build_tiny_whisper
+
+BACKENDS = ["qwen2-audio", "whisper"]
+BUILDERS = {"qwen2-audio": build_tiny_qwen2_audio, "whisper": build_tiny_whisper}
+QUESTION = "Is a heart murmur present?"
+CLASSES = ["Present", "Absent"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/models/conftest.py
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return {name: build(tmp_path_factory.mktemp(name), seed=0) for name, build in BUILDERS.items()}
+
+
+def _deprecations(record) -> list[str]:
+    return [f"{w.category.__name__}: {w.message}" for w in record
+            if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_both_backends_run_the_shared_code(name):
+    cls = get_backend(name)
+    for method in ("score", "score_tasks", "_score_items", "save_adapter", "_attach_adapter", "_prepare_base_model"):
+        assert getattr(cls, method) is getattr(AudioLMBackend, method), f"{name} has its own {method}"
+    assert cls.lora_target_regex.__func__ is AudioLMBackend.lora_target_regex.__func__
+    assert set(cls.lora_parts) == {"audio", "language", "both"}
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_lora_and_adapter_loading_are_quiet(name, sources, tmp_path):
+    """No deprecation warnings from peft or transformers on any path that adds or loads an adapter."""
+    cls, source = get_backend(name), sources[name]
+    lora = LoraSettings(rank=2, alpha=4)
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-0.3, 0.3, 16000).astype(np.float32)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        backend = cls.load(source, lora=lora)  # get_peft_model
+        for p in backend.trainable_parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        probs = backend.score([audio], [QUESTION], CLASSES)
+        folder = backend.save_adapter(tmp_path / "adapter")
+        frozen = load_backend_from_adapter(folder)  # PeftModel.from_pretrained
+        again = cls.load(source, lora=lora)
+        again.load_adapter(folder, trainable=True)  # set_peft_model_state_dict
+        checkpointed = cls.load(source, lora=lora, gradient_checkpointing=True)
+    assert _deprecations(record) == []
+    assert frozen.num_parameters(trainable_only=True) == 0
+    np.testing.assert_allclose(frozen.score([audio], [QUESTION], CLASSES), probs, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(again.score([audio], [QUESTION], CLASSES), probs, rtol=1e-5, atol=1e-7)
+    assert again.num_parameters(trainable_only=True) == backend.num_parameters(trainable_only=True)
+    assert checkpointed.model.get_base_model().is_activation_checkpointing
+    meta = json.loads((folder / "murmurlm_backend.json").read_text())
+    assert list(meta)[:2] == ["backend", "source"] and meta["backend"] == name
+
+
+def test_lora_regexes_are_those_adapters_were_saved_with():
+    """The regex lands in adapter_config.json: the same strings as before the shared code."""
+    qwen, whisper = get_backend("qwen2-audio"), get_backend("whisper")
+    default = LoraSettings()
+    assert qwen.lora_target_regex(default) == r"(?:model\.language_model)\..*\.(?:q_proj|k_proj|v_proj|o_proj)"
+    assert whisper.lora_target_regex(default) == r"(?:model\.decoder)\..*\.(?:k_proj|out_proj|q_proj|v_proj)"
+    mixed = LoraSettings(target="both", target_modules=["q_proj", "o_proj", "up_proj", "down_proj"])
+    assert (qwen.lora_target_regex(mixed)
+            == r"(?:model\.audio_tower|model\.language_model)\..*\.(?:q_proj|o_proj|up_proj|down_proj)")
+    assert whisper.lora_target_regex(mixed) == r"(?:model\.encoder|model\.decoder)\..*\.(?:fc1|fc2|out_proj|q_proj)"
+    from murmurlm.models import qwen2_audio, whisper_lm
+
+    assert qwen2_audio.lora_target_regex(mixed) == qwen.lora_target_regex(mixed)
+    assert whisper_lm.lora_target_regex(mixed) == whisper.lora_target_regex(mixed)
