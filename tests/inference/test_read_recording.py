@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from murmurlm.inference.audio import RecordingError, read_recording, resample
+from murmurlm.inference.audio import RecordingError, read_recording
+from murmurlm.signal.filter import pcg_resample
 
 
 def tone(freq: float, rate: int, seconds: float = 2.0, amp: float = 0.5) -> np.ndarray:
@@ -102,4 +103,16 @@ def test_duration_cap_applies_even_without_header_length(tmp_path):
 
 def test_resample_rejects_bad_rates():
     with pytest.raises(ValueError):
-        resample(np.zeros(10, np.float32), 0, 4000)
+        pcg_resample(np.zeros(10, np.float32), 0, 4000)
+
+
+def test_the_file_is_read_once_at_its_own_rate_and_resampled_once(tmp_path):
+    from murmurlm.data.audio import read_pcg
+
+    path = tmp_path / "tone.wav"
+    sf.write(path, tone(150.0, 44100), 44100)
+    native = read_pcg(path)
+    assert native.sampling_rate == 44100 and native.notes == []
+    rec = read_recording(path, target_rate=4000)
+    expected = pcg_resample(native.waveform.astype(np.float64), 44100, 4000).astype(np.float32)
+    assert np.array_equal(rec.waveform, expected)

@@ -112,9 +112,9 @@ def test_empty_raw_body(client):
 
 
 def test_stereo_44k_is_mixed_down_and_resampled(client, wave):
-    from murmurlm.inference.audio import resample
+    from murmurlm.signal.filter import pcg_resample
 
-    hi = resample(wave, 4000, 44100)
+    hi = pcg_resample(wave, 4000, 44100)
     stereo = np.stack([hi, 0.5 * hi], axis=1)
     r = post_file(client, encode(stereo, 44100), "stereo.wav")
     assert r.status_code == 200, r.text

@@ -93,18 +93,17 @@ def predict_command(
     """Segment recordings and write CirCor-format .tsv files."""
     from tqdm.auto import tqdm
 
-    from murmurlm.data.circor import read_audio
+    from murmurlm.data.audio import read_pcg
     from murmurlm.signal.segment import pcg_segment, write_tsv
 
     loaded, method = _model_and_method(model)
     files = _audio_files(inputs)
-    import soundfile as sf
 
     failures = 0
     for path in tqdm(files, desc="segment", disable=len(files) < 2):
         try:
-            rate = sf.info(str(path)).samplerate
-            seg = pcg_segment(read_audio(path, mono=True), rate, method=method, model=loaded)
+            rec = read_pcg(path)  # at the file's rate: the segmenter resamples once, to its own
+            seg = pcg_segment(rec.waveform, rec.sampling_rate, method=method, model=loaded)
         except (MurmurlmError, ValueError) as err:
             log.error("%s: %s", path, err)
             failures += 1

@@ -42,13 +42,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from murmurlm.data import labels as L
+from murmurlm.data.audio import decode_audio
 from murmurlm.data.circor import (
     AUDIO_SUFFIXES,
     METADATA_FIELDS,
     PatientHeader,
     Problem,
     audio_issues,
-    decode_audio,
     find_data_folder,
     is_patient_id,
     parse_recording_name,

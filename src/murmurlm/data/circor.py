@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import soundfile as sf
 
 from murmurlm.data import labels as L
+from murmurlm.data.audio import decode_audio
 from murmurlm.errors import AudioError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -359,22 +359,6 @@ def read_audio(path: str | Path, expected_rate: int | None = None, expected_samp
     if issues:
         raise AudioError(path, "; ".join(issues))
     return np.ascontiguousarray(data[:, 0])
-
-
-def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode a WAV/FLAC file to float32 ``(samples, channels)`` and its rate, unchecked.
-
-    Raises AudioError for a missing or undecodable file. :func:`audio_issues` lists what is wrong
-    with the result; :func:`read_audio` does both.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "audio file not found")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
-        raise AudioError(path, f"cannot decode audio: {err}") from None
-    return data, int(rate)
 
 
 def audio_issues(data: np.ndarray, rate: int, expected_rate: int | None = None,

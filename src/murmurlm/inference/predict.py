@@ -35,7 +35,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from murmurlm.data.circor import Problem, load_circor, read_audio
+from murmurlm.data.audio import read_pcg
+from murmurlm.data.circor import Problem, load_circor
 from murmurlm.errors import DataFormatError, MurmurlmError
 from murmurlm.evaluate.aggregate import PatientPrediction
 from murmurlm.evaluate.patients import aggregate_recordings, predict_patients, scale_murmur
@@ -257,10 +258,8 @@ def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[s
     for p in paths:
         p = Path(p)
         try:
-            import soundfile as sf
-
-            wave = read_audio(p, mono=True)  # AudioError for a missing, broken, empty or NaN file
-            results[p.stem] = predict_recording(model, wave, sf.info(str(p)).samplerate)
+            rec = read_pcg(p)  # RecordingError for a missing, broken, empty, 8-bit or NaN file
+            results[p.stem] = predict_recording(model, rec.waveform, rec.sampling_rate)  # resampled once
         except (DataFormatError, ValueError) as err:
             message = err.message if isinstance(err, DataFormatError) else str(err)
             problems.append(Problem(p, message, None, "error"))
