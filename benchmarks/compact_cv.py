@@ -44,7 +44,7 @@ from summary import summarise_all  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
 from murmurlm.data.circor import load_circor  # noqa: E402
-from murmurlm.data.splits import kfold, read_kfold  # noqa: E402
+from murmurlm.data.splits import kfold, repository_split, train_val_split  # noqa: E402
 from murmurlm.evaluate.baselines import baseline_frames  # noqa: E402
 from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions, evaluate_with_baselines  # noqa: E402
@@ -55,12 +55,9 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def get_folds(dataset, data: Path, k: int, seed: int):
-    ids = {p.patient_id for p in dataset.patients}
-    folder = REPO / "splits" / f"{data.resolve().name}-{k}fold"
-    if folder.is_dir():
-        folds = read_kfold(folder)
-        if len(folds) == k and set().union(*(set(f.val) for f in folds)) == ids:
-            return folds, str(folder.relative_to(REPO))
+    found = repository_split(data, (p.patient_id for p in dataset.patients), k=k)
+    if found is not None:
+        return found[0], str(found[1].relative_to(REPO))
     return kfold(dataset, k=k, seed=seed), f"murmurlm.data.splits.kfold(k={k}, seed={seed})"
 
 
@@ -85,7 +82,7 @@ def pooled_murmur_scale(cfg, dataset, k: int, runs: Path) -> tuple[list[float], 
 
 def train_fold(args, cfg, dataset, fold, fold_dir: Path) -> None:
     """Train one fold's model (early-stopped on 15 % of its training patients); record its cost."""
-    tr, va = train_compact.default_val_split(dataset.subset(fold.train).patients, 0.15, args.split_seed)
+    tr, va = train_val_split(dataset.subset(fold.train).patients, 0.15, args.split_seed)
     t0, c0 = time.time(), time.process_time()
     summary = train_compact.train(cfg, args.data, fold_dir, train_ids=tr, val_ids=va, resume=True, progress=False)
     wall, cpu = time.time() - t0, time.process_time() - c0

@@ -154,11 +154,10 @@ def _split(patients: list[Patient], cfg: FinetuneConfig, train_ids, val_ids) -> 
         if missing and cfg.data.max_patients is None:
             raise MurmurlmError(f"split names {len(missing)} patient(s) not in the data, e.g. {missing[0]}")
         return [by_id[i] for i in train_ids if i in by_id], [by_id[i] for i in (val_ids or []) if i in by_id]
-    from murmurlm.data.splits import train_val_test_split
+    from murmurlm.data.splits import train_val_split
 
-    split = train_val_test_split(patients, (1.0 - cfg.data.val_fraction, cfg.data.val_fraction, 0.0),
-                                 seed=cfg.train.seed)
-    return [by_id[i] for i in split.train], [by_id[i] for i in split.val]
+    train, val = train_val_split(patients, cfg.data.val_fraction, seed=cfg.train.seed)
+    return [by_id[i] for i in train], [by_id[i] for i in val]
 
 
 def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> AudioLMBackend:

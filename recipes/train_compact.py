@@ -36,6 +36,7 @@ import torch
 from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.data import labels as L
 from murmurlm.data.circor import load_circor
+from murmurlm.data.splits import train_val_split
 from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.evaluate.metrics import challenge_murmur_score
 from murmurlm.evaluate.report import evaluate_predictions
@@ -118,15 +119,6 @@ class SplitData:
     features: list[np.ndarray]
     targets: dict[str, np.ndarray]  # head -> (recordings,) class ids or IGNORE
     recording_patient: np.ndarray  # recording -> index into patients
-
-
-def default_val_split(patients: Sequence, fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Patient-wise stratified train/val split (:func:`murmurlm.data.splits.train_val_test_split`),
-    used when no validation ids are given."""
-    from murmurlm.data.splits import train_val_test_split
-
-    split = train_val_test_split(list(patients), fractions=(1.0 - fraction, fraction, 0.0), seed=seed)
-    return split.train, split.val
 
 
 def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> SplitData:
@@ -221,7 +213,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
         log.warning("%s", p)
     if train_ids is None or val_ids is None:
         pool = data.patients if train_ids is None else data.subset(train_ids).patients
-        train_ids, val_ids = default_val_split(pool, cfg.val_fraction, cfg.seed)
+        train_ids, val_ids = train_val_split(pool, cfg.val_fraction, cfg.seed)
     index = data.by_id()
     missing = [pid for pid in (*train_ids, *val_ids) if pid not in index]
     if missing:

@@ -9,7 +9,8 @@ pre-training by masked patch prediction (SSAMBA), supervised training with the l
 Seeded: the split, the crops, the masks and the weights all follow ``seed``.
 
 Patients: ``train_patients``/``val_patients`` files when given (``splits/circor-dev/*.txt``), else the
-seeded patient-wise split of :func:`murmurlm.signal.segment.data.seeded_split`.
+stratified patient-wise split of :func:`murmurlm.data.splits.train_val_split` (the shipped models
+were trained from the split files, so this fallback does not touch them).
 
 Writes to ``out``: ``model.pt`` (mamba) or ``model.npz`` (springer), ``metrics.json`` (validation
 scores), ``train_log.jsonl`` (one line per logged step), ``config.yaml`` (the resolved config).
@@ -82,7 +83,8 @@ class TrainConfig:
 
 def split_recordings(cfg: TrainConfig):
     from murmurlm.data.circor import load_circor
-    from murmurlm.signal.segment.data import annotated_recordings, read_patient_list, seeded_split
+    from murmurlm.data.splits import read_patient_list, train_val_split
+    from murmurlm.signal.segment.data import annotated_recordings
 
     dataset = load_circor(cfg.data, on_error="skip")
     ids = [p.patient_id for p in dataset]
@@ -91,8 +93,8 @@ def split_recordings(cfg: TrainConfig):
         val_ids = read_patient_list(cfg.val_patients) if cfg.val_patients else [i for i in ids if i not in set(train_ids)]
         split = f"files {cfg.train_patients}, {cfg.val_patients}"
     else:
-        train_ids, val_ids = seeded_split(ids, cfg.val_fraction, cfg.seed)
-        split = f"seeded split (seed {cfg.seed}, {cfg.val_fraction:.0%} validation)"
+        train_ids, val_ids = train_val_split(dataset.patients, cfg.val_fraction, cfg.seed)
+        split = f"stratified split (seed {cfg.seed}, {cfg.val_fraction:.0%} validation)"
     overlap = set(train_ids) & set(val_ids)
     if overlap:
         raise ConfigError(f"train and validation patients overlap: {sorted(overlap)[:5]}")

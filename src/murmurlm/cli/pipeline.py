@@ -38,17 +38,13 @@ def _needs_download(data: Path) -> bool:
 
 def choose_split(dataset, data: Path, split: Optional[Path], seed: int = 0):
     """The split to use (see the module docstring) and a line saying where it came from."""
-    from murmurlm.data.splits import read_split, train_val_test_split
+    from murmurlm.data.splits import read_split, repository_split, train_val_test_split
 
     if split is not None:
         return read_split(split), f"split {split}"
-    ids = {p.patient_id for p in dataset.patients}
-    recommended = REPO / "splits" / data.resolve().name
-    if (recommended / "test.txt").exists():
-        s = read_split(recommended)
-        if set(s.train) | set(s.val) | set(s.test) == ids:
-            return s, f"recommended split {recommended}"
-        log.info("%s does not match this dataset's patients; making a new split", recommended)
+    found = repository_split(data, (p.patient_id for p in dataset.patients))
+    if found is not None:
+        return found[0], f"recommended split {found[1]}"
     return train_val_test_split(dataset, seed=seed), f"train_val_test_split(seed={seed})"
 
 

@@ -485,3 +485,65 @@ def read_kfold(folder: str | Path) -> list[Split]:
     if set(held) != everyone:
         raise DataFormatError(folder, f"{len(everyone - set(held))} patient(s) never held out")
     return folds
+
+
+# --------------------------------------------------------------------------------------------
+# choosing a split: the rules every recipe, the pipeline and the benchmarks share
+
+REPOSITORY_SPLITS = Path(__file__).resolve().parents[3] / "splits"
+"""The committed split files of a checkout (``splits/<data folder name>[-<k>fold]/``)."""
+
+
+def train_val_split(patients: CirCorDataset | Iterable[Patient], val_fraction: float,
+                    seed: int = 0) -> tuple[list[str], list[str]]:
+    """``(train, val)`` patient ids: the stratified :func:`train_val_test_split` with no test part.
+
+    The one validation split of the recipes (compact model, audio LM, segmenter) when no patient
+    lists are given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from murmurlm.signal.synth import write_synthetic_circor
+    >>> from murmurlm.data.circor import load_circor
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_synthetic_circor(root, num_patients=10, seed=1, duration=(2.0, 2.0))
+    >>> train, val = train_val_split(load_circor(root), 0.2, seed=0)
+    >>> len(train), len(val), set(train) & set(val)
+    (8, 2, set())
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be within (0, 1), got {val_fraction!r}")
+    split = train_val_test_split(dataset_or_patients=patients, fractions=(1.0 - val_fraction, val_fraction, 0.0),
+                                 seed=seed)
+    return split.train, split.val
+
+
+def repository_split(data_root: str | Path, patient_ids: Iterable[str], k: int | None = None,
+                     folder: str | Path | None = None) -> tuple[Split | list[Split], Path] | None:
+    """The committed split of this dataset, when one matches its patients exactly, else None.
+
+    ``splits/<data folder name>/`` (train/val/test) or, with ``k``, ``splits/<name>-<k>fold/``
+    (k folds whose held-out parts cover the patients). ``folder`` replaces :data:`REPOSITORY_SPLITS`.
+
+    >>> repository_split("/nowhere/no-such-dataset", ["1", "2"]) is None
+    True
+    """
+    base = Path(folder) if folder is not None else REPOSITORY_SPLITS
+    name = Path(data_root).resolve().name
+    ids = set(patient_ids)
+    if k is None:
+        path = base / name
+        if (path / "test.txt").exists():
+            s = read_split(path)
+            if set(s.train) | set(s.val) | set(s.test) == ids:
+                return s, path
+            log.info("%s does not match this dataset's patients", path)
+        return None
+    path = base / f"{name}-{k}fold"
+    if path.is_dir():
+        folds = read_kfold(path)
+        if len(folds) == k and set().union(*(set(f.val) for f in folds)) == ids:
+            return folds, path
+        log.info("%s does not match this dataset's patients", path)
+    return None

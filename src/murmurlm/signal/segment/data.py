@@ -1,15 +1,19 @@
 """Patient lists and training examples for the segmenters.
 
-The official split of circor-dev lives in ``splits/circor-dev/{train,val,test}.txt`` (one patient id a
-line). Where a split file is absent, :func:`seeded_split` gives a reproducible patient-wise split:
-patients sorted by id, shuffled with ``numpy.random.default_rng(seed)``, the first
-``val_fraction`` of them for validation.
+Patient lists and splits come from :mod:`murmurlm.data.splits` (``read_patient_list``,
+``train_val_split``), as for every other recipe.
 
 Examples
 --------
->>> train, val = seeded_split([str(i) for i in range(10)], val_fraction=0.2, seed=0)
->>> len(train), len(val), sorted(set(train) & set(val))
-(8, 2, [])
+>>> from murmurlm.data.circor import load_circor
+>>> from murmurlm.signal.synth import write_synthetic_circor
+>>> import tempfile
+>>> root = tempfile.mkdtemp()
+>>> _ = write_synthetic_circor(root, num_patients=2, seed=0, duration=(2.0, 2.0))
+>>> recs = annotated_recordings(load_circor(root))
+>>> wave, rate, segments = next(iter_examples(recs))
+>>> rate, len(wave) == 2 * rate, segments[0].state in (0, 1, 2, 3, 4)
+(4000, True, True)
 """
 
 from __future__ import annotations
@@ -20,21 +24,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from murmurlm.data.circor import CirCorDataset, Recording, Segment
-from murmurlm.data.splits import read_patient_list  # noqa: F401  (re-exported for the recipe)
 
 log = logging.getLogger(__name__)
-
-
-def seeded_split(patient_ids: Sequence[str], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``(train, validation)`` patient ids: sorted, shuffled with ``seed``, the first fraction held out."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be within (0, 1), got {val_fraction!r}")
-    ids = sorted(set(patient_ids), key=lambda s: (len(s), s))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    n_val = max(1, int(round(val_fraction * len(ids))))
-    val = sorted((ids[i] for i in order[:n_val]), key=lambda s: (len(s), s))
-    train = sorted((ids[i] for i in order[n_val:]), key=lambda s: (len(s), s))
-    return train, val
 
 
 def annotated_recordings(dataset: CirCorDataset) -> list[Recording]:
