@@ -81,7 +81,8 @@ MODULES: dict[str, dict] = {
         "source": "src/murmurlm/signal/cycles.py",
         "tests": ["tests/signal/segment/test_segment_io_cycles.py",
                   DOCTESTS.format("murmurlm.signal.cycles"),
-                  "tests/signal/segment/test_cycles_mutants.py", "tests/signal/test_cycles.py"],
+                  "tests/signal/segment/test_cycles_mutants.py", "tests/signal/test_cycles.py",
+                  "tests/signal/test_cycles_mutants2.py"],
     },
 }
 
