@@ -26,7 +26,7 @@ import torch
 from murmurlm.models.audio_lm import Example, LoraSettings
 from murmurlm.models.instructions import to_model_rate
 from murmurlm.models.qwen2_audio import Qwen2AudioBackend
-from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 from murmurlm.signal.synth import MurmurSpec, synth_pcg
 
 TASKS = {

@@ -165,7 +165,7 @@ def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> A
     if source == TINY_SOURCE:
         source = str(out / "tiny_model")
         if accelerator.is_main_process and not (Path(source) / "config.json").exists():
-            from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+            from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 
             if cfg.model.backend != "qwen2-audio":
                 raise ConfigError(f"model.source=tiny builds a Qwen2-Audio; set model.backend=qwen2-audio "

@@ -1,4 +1,5 @@
-"""Data flows one way: data -> signal -> models -> train -> evaluate -> inference -> serve -> cli.
+"""Data flows one way: data -> signal -> models -> testing (tiny test doubles) -> train -> evaluate ->
+inference -> serve -> cli.
 No module imports from a layer above its own (``errors`` and ``config`` are below everything).
 Imports inside functions count too: a lazy import from a higher layer is still a dependency."""
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import murmurlm
 
 ROOT = Path(murmurlm.__file__).parent
-LAYERS = ["errors", "config", "data", "signal", "models", "train", "evaluate", "inference", "serve", "cli"]
+LAYERS = ["errors", "config", "data", "signal", "models", "testing", "train", "evaluate", "inference", "serve", "cli"]
 
 
 def imported_layers(path: Path) -> set[tuple[str, int]]:

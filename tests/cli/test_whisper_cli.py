@@ -8,7 +8,7 @@ import torch
 
 from murmurlm.cli import main
 from murmurlm.models.ct2_whisper import resolve_whisper_source
-from murmurlm.models.tiny_whisper import build_tiny_whisper
+from murmurlm.testing.tiny_whisper import build_tiny_whisper
 
 
 def test_help_lists_the_whisper_commands(capsys):

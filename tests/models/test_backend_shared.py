@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from murmurlm.models.audio_lm import AudioLMBackend, LoraSettings, get_backend, load_backend_from_adapter
-from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
-from murmurlm.models.tiny_whisper import build_tiny_whisper
+from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
+from murmurlm.testing.tiny_whisper import build_tiny_whisper
 
 BACKENDS = ["qwen2-audio", "whisper"]
 BUILDERS = {"qwen2-audio": build_tiny_qwen2_audio, "whisper": build_tiny_whisper}

@@ -21,7 +21,7 @@ from murmurlm.models.ct2_whisper import (
     resolve_whisper_source,
     write_ct2_model,
 )
-from murmurlm.models.tiny_whisper import build_tiny_whisper
+from murmurlm.testing.tiny_whisper import build_tiny_whisper
 
 SENTENCE = "The doctor listened to the heart of the patient."
 

@@ -19,7 +19,7 @@ from murmurlm.models.audio_lm import (
 )
 from murmurlm.models.instructions import to_model_rate
 from murmurlm.models.qwen2_audio import Qwen2AudioBackend
-from murmurlm.models.tiny_qwen2_audio import SPECIAL_TOKENS, build_tiny_qwen2_audio
+from murmurlm.testing.tiny_qwen2_audio import SPECIAL_TOKENS, build_tiny_qwen2_audio
 from murmurlm.signal.synth import MurmurSpec, synth_pcg
 
 QUESTION = "What is the pitch of the systolic murmur?"

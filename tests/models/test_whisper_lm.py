@@ -18,7 +18,7 @@ from murmurlm.models.audio_lm import (
     get_backend,
     load_backend_from_adapter,
 )
-from murmurlm.models.tiny_whisper import build_tiny_whisper
+from murmurlm.testing.tiny_whisper import build_tiny_whisper
 from murmurlm.models.whisper_lm import WhisperLMBackend
 
 QUESTION = "Is a heart murmur present?"

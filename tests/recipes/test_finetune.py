@@ -19,7 +19,7 @@ from murmurlm.cli.train import load_recipe
 from murmurlm.data.circor import load_circor
 from murmurlm.data.splits import Split, write_split
 from murmurlm.models.audio_lm import load_backend_from_adapter
-from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "audio_lm" / "tiny.yaml"
@@ -193,7 +193,7 @@ def test_two_cpu_processes_match_one_process(recipe, tiny, synthetic_circor, spl
 
 def test_the_recipe_runs_the_whisper_backend_too(recipe, synthetic_circor, split, tmp_path):
     """Recipes never care which model is behind the interface."""
-    from murmurlm.models.tiny_whisper import build_tiny_whisper
+    from murmurlm.testing.tiny_whisper import build_tiny_whisper
 
     source = build_tiny_whisper(tmp_path / "tiny_whisper", seed=0)
     summary = run(recipe, source, synthetic_circor, split, tmp_path / "run", "model.backend=whisper",

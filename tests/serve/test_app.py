@@ -431,7 +431,7 @@ def test_ask_endpoint(predictor, tmp_path, wave):
 def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
     from murmurlm.cli.serve import load_audio_lm
     from murmurlm.models.audio_lm import LoraSettings, get_backend
-    from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+    from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 
     source = build_tiny_qwen2_audio(tmp_path / "tiny-lm", seed=0)
     trained = get_backend("qwen2-audio").load(source, lora=LoraSettings(rank=4, alpha=8))

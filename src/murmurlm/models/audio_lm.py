@@ -31,7 +31,7 @@ Examples
 >>> LoraSettings(rank=8, alpha=16, target="language").scaling
 2.0
 >>> import numpy as np, tempfile
->>> from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+>>> from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 >>> source = build_tiny_qwen2_audio(tempfile.mkdtemp(), seed=0)
 >>> backend = get_backend("qwen2-audio").load(source, lora=LoraSettings(rank=4, alpha=8))
 >>> audio = np.zeros(backend.sampling_rate, dtype=np.float32)  # 1 s of silence

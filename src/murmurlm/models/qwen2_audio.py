@@ -3,7 +3,7 @@
 :class:`Qwen2AudioBackend` implements :class:`~murmurlm.models.audio_lm.AudioLMBackend` on
 ``Qwen2AudioForConditionalGeneration`` + ``Qwen2AudioProcessor`` from a Hub id
 (``Qwen/Qwen2-Audio-7B-Instruct``) or a local ``save_pretrained`` folder (such as the one
-:func:`~murmurlm.models.tiny_qwen2_audio.build_tiny_qwen2_audio` writes).
+:func:`~murmurlm.testing.tiny_qwen2_audio.build_tiny_qwen2_audio` writes).
 
 Prompt layout (ChatML, the processor's chat template)::
 
@@ -25,7 +25,7 @@ the attention mask; the cache keyword is ``cache`` (``past_key_values`` is depre
 Examples
 --------
 >>> import numpy as np, tempfile
->>> from murmurlm.models.tiny_qwen2_audio import build_tiny_qwen2_audio
+>>> from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 >>> from murmurlm.models.audio_lm import Example, LoraSettings
 >>> backend = Qwen2AudioBackend.load(build_tiny_qwen2_audio(tempfile.mkdtemp()), lora=LoraSettings(rank=4))
 >>> audio = np.zeros(16000, dtype=np.float32)

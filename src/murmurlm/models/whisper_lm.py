@@ -28,7 +28,7 @@ Examples
 --------
 >>> import numpy as np, tempfile
 >>> from murmurlm.models.audio_lm import Example, LoraSettings, get_backend
->>> from murmurlm.models.tiny_whisper import build_tiny_whisper
+>>> from murmurlm.testing.tiny_whisper import build_tiny_whisper
 >>> source = build_tiny_whisper(tempfile.mkdtemp(), seed=0)
 >>> backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
 >>> audio = np.zeros(backend.sampling_rate, dtype=np.float32)  # 1 s of silence
