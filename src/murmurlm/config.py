@@ -163,22 +163,41 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any] | None:
+    r"""A YAML file whose top level is a mapping (None when the file is empty); every problem is a
+    ConfigError naming the file (and the line, for a syntax error).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+    >>> _ = p.write_text("lr: 0.1\n")
+    >>> read_yaml_mapping(p)
+    {'lr': 0.1}
+    >>> _ = p.write_text("lr: [0.1\n")
+    >>> try:
+    ...     read_yaml_mapping(p)
+    ... except ConfigError as err:
+    ...     print(str(err).split(": ", 1)[1])
+    invalid YAML: expected ',' or ']', but got '<stream end>'
+    """
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of key: value")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
     """Load ``cls`` from a YAML file (optional) and apply ``key=value`` overrides, in that order."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of key: value")
-        data = loaded or {}
+        data = read_yaml_mapping(path) or {}
     for text in overrides:  # merged before the dataclass is built: an override may fill a required field
         key, value = parse_override(text)
         _set_dotted(data, key, value)

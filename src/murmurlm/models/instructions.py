@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 import numpy as np
-import yaml
 
+from murmurlm.config import read_yaml_mapping
 from murmurlm.data import labels as L
 from murmurlm.data.circor import Patient, Recording, Segment
 from murmurlm.errors import ConfigError
@@ -129,15 +129,8 @@ class PromptTemplates:
 def load_prompts(path: str | Path, features: Sequence[str] = L.FEATURE_NAMES) -> PromptTemplates:
     """Read and validate a prompt file; errors name the file and the key at fault."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"prompt file not found: {path}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(err, 'problem', err)}") from None
-    if not isinstance(data, dict):
+    data = read_yaml_mapping(path, "prompt file")
+    if data is None:
         raise ConfigError(f"{path}: top level must be a mapping")
     known = {"system", "preamble", "location_names", "questions", "answers", "report"}
     unknown = sorted(set(data) - known)
