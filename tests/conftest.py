@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from repo_paths import REPO  # noqa: E402,F401  (also importable as conftest.REPO)
 
 
 def circor_path() -> Path:
@@ -70,3 +70,15 @@ def chromium():
             missing(f"cannot start chromium through playwright: {err}")
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and much slower on two busy cores); use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 
-from conftest import REPO
+from repo_paths import REPO
 
 CIRCOR_FILE = re.compile(r"(^|/)(training_data\.csv|RECORDS|SHA256SUMS\.txt|\d+\.txt|\d+_(AV|PV|TV|MV|Phc)(_\d+)?\.\w+)$"
                          r"|\.(wav|flac|hea|tsv)$", re.IGNORECASE)

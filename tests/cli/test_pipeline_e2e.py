@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 
 pytestmark = [pytest.mark.circor, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 from murmurlm.cli import main
 from murmurlm.cli import pipeline as P
 from murmurlm.data.circor import load_circor

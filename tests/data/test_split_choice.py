@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 from murmurlm.data import labels as L
 from murmurlm.data.circor import load_circor
 from murmurlm.data.splits import (Split, repository_split, train_val_split, write_kfold, write_split)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 from murmurlm.data.splits import read_kfold, read_split
 
 

@@ -22,7 +22,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO
+from repo_paths import REPO
 from murmurlm.data import labels as L
 from murmurlm.inference.predict import DEFAULT_CHECKPOINT, load_model
 
