@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from murmurlm.data import labels as L
+from murmurlm.inference.plot import plot_report
 from murmurlm.inference.report import (
-    CYCLE_RULE, SegmentView, analyse_recording, assess_quality, murmur_report, plot_report, render_report,
+    CYCLE_RULE, SegmentView, analyse_recording, assess_quality, murmur_report, render_report,
 )
 from murmurlm.signal.cycles import complete_cycles
 from murmurlm.signal.synth import MurmurSpec, synth_pcg

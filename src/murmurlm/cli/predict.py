@@ -67,7 +67,8 @@ def predict_command(
     from murmurlm.data.circor import Problem
     from murmurlm.inference.audio import read_recording
     from murmurlm.inference.predict import load_model, predict_dataset, predict_recording
-    from murmurlm.inference.report import analyse_recording, plot_report, render_report
+    from murmurlm.inference.plot import plot_report
+    from murmurlm.inference.report import analyse_recording, render_report
 
     for p in inputs:
         if not p.exists():

@@ -3,25 +3,13 @@ and cycles, a quality flag, as a dict (JSON), as text, and as a figure.
 
 Steps, NeuroKit-style: :func:`segment_recording` (the optional segmentation step),
 :func:`assess_quality`, :func:`murmur_report` (assemble), :func:`render_report` (text),
-:func:`plot_report` (figure), and :func:`analyse_recording`, which only chains them after the
+:func:`murmurlm.inference.plot.plot_report` (figure), and :func:`analyse_recording`, which only chains them after the
 model's prediction; the CLI (``murmurlm predict --report``) and the service call it.
 
 Quality flag
 ------------
-``usable_fraction`` is the share of the recording that analysis can rely on:
-
-- with a segmentation (``method="cycles"``): the time covered by complete heart cycles, i.e. runs
-  S1 -> systole -> S2 -> diastole whose consecutive segments are at most 50 ms apart (rule
-  :data:`murmurlm.signal.cycles.TOLERANT`, which the heart rate uses too), and by usable 1-second
-  windows (below), divided by the duration;
-- without one (``method="energy"``): the share of 1-second windows that are neither silent (RMS
-  about the window mean below -60 dBFS), clipped (more than 0.5 % of samples at full scale) nor a burst (RMS above 4
-  times the median RMS of the windows that are neither silent nor clipped: stethoscope friction,
-  speech, movement).
-
-The flag is ``good`` from 0.6, ``fair`` from 0.3, ``poor`` below. It measures how much of the
-signal is analysable, not whether it is a heart sound: a segmenter may find "cycles" in steady
-noise, which then passes the energy checks too.
+:func:`murmurlm.signal.quality.pcg_quality` (the rules are in its module docstring);
+:func:`assess_quality` takes the report's forms of a segmentation.
 
 Examples
 --------
@@ -43,24 +31,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
 from murmurlm.signal import cycles as heart_cycles
+from murmurlm.signal.quality import CYCLE_RULE, pcg_quality
 
 log = logging.getLogger(__name__)
 
-GOOD, FAIR = 0.6, 0.3
-CYCLE_RULE = heart_cycles.TOLERANT  # what counts as a complete cycle here
-WINDOW_S = 1.0
-SILENCE_RMS = 1e-3  # -60 dBFS
-CLIP_LEVEL, CLIP_SHARE = 0.999, 0.005
-BURST_FACTOR = 4.0
-STATE_COLOURS = {1: "#d62728", 2: "#ff9896", 3: "#1f77b4", 4: "#aec7e8"}
 
 
 @dataclass(frozen=True)
@@ -119,58 +100,18 @@ def _segments(segmentation: Any) -> list[SegmentView]:
 
 
 # ----------------------------------------------------------------------------------------------
-# quality
-
-
-def _energy_windows(wave: np.ndarray, sampling_rate: int) -> tuple[np.ndarray, str]:
-    """Per 1-s window: usable (not silent, clipped or a burst); and a sentence counting them."""
-    n = max(1, int(len(wave) / sampling_rate // WINDOW_S))
-    size = len(wave) // n
-    frames = wave[: n * size].reshape(n, size)
-    rms = frames.astype(np.float64).std(axis=1)  # RMS around the window's mean: a DC offset is not sound
-    clipped = np.mean(np.abs(frames) >= CLIP_LEVEL, axis=1) > CLIP_SHARE
-    silent = rms < SILENCE_RMS
-    audible = rms[~silent & ~clipped]
-    reference = float(np.median(audible)) if audible.size else 0.0
-    burst = (rms > BURST_FACTOR * reference) & ~silent & ~clipped if reference > 0 else np.zeros(n, bool)
-    usable = ~(silent | clipped | burst)
-    detail = (f"{int(usable.sum())} of {n} one-second windows usable "
-              f"({int(silent.sum())} silent, {int(clipped.sum())} clipped, {int(burst.sum())} bursts)")
-    return usable, detail
+# quality (murmurlm.signal.quality)
 
 
 def assess_quality(waveform: np.ndarray, sampling_rate: int, segmentation: Any = None) -> dict:
-    """The quality flag of a recording; see the module docstring for the two methods.
+    """:func:`murmurlm.signal.quality.pcg_quality` of a recording and its segmentation (any of the
+    forms the report takes: a segmentation, segments, dicts or ``(start, end, state)`` tuples).
 
     >>> wave = np.zeros(8000, dtype=np.float32)
     >>> assess_quality(wave, 4000)["flag"]
     'poor'
     """
-    wave = np.asarray(waveform, dtype=np.float32)
-    duration = len(wave) / sampling_rate if sampling_rate else 0.0
-    if duration <= 0:
-        return {"usable_fraction": 0.0, "flag": "poor", "method": "energy", "detail": "no samples"}
-    usable, window_detail = _energy_windows(wave, sampling_rate)
-    n = len(usable)
-    segments = _segments(segmentation)
-    if segments:
-        # time inside complete cycles AND inside usable windows, on a 10 ms grid
-        grid = np.arange(0.0, duration, 0.01) + 0.005
-        in_cycle = np.zeros(len(grid), bool)
-        cycles = heart_cycles.complete_cycles(segments, CYCLE_RULE)
-        for start, end in cycles:
-            in_cycle |= (grid >= start) & (grid < end)
-        window = np.minimum((grid / duration * n).astype(int), n - 1)
-        fraction = float(np.mean(in_cycle & usable[window])) if len(grid) else 0.0
-        detail = (f"{fraction:.0%} of the recording lies inside {len(cycles)} complete heart cycle(s) "
-                  f"and usable windows; {window_detail}")
-        method = "cycles"
-    else:
-        fraction = float(np.mean(usable))
-        detail = window_detail
-        method = "energy"
-    flag = "good" if fraction >= GOOD else "fair" if fraction >= FAIR else "poor"
-    return {"usable_fraction": round(float(fraction), 4), "flag": flag, "method": method, "detail": detail}
+    return pcg_quality(waveform, sampling_rate, _segments(segmentation))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,90 +263,6 @@ def render_report(report: Mapping[str, Any]) -> str:
         lines.append("")
         lines.extend(f"warning: {w}" for w in report["warnings"])
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# the figure
-
-
-def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segmentation: Any = None,
-                path: str | Path | IO[bytes] | None = None, title: str | None = None, dpi: int = 100):
-    """Waveform and spectrogram with the segmentation states shaded, the feature table beside them.
-
-    ``prediction`` is a prediction (see :func:`murmur_report`) or a report dict. Writes a PNG to
-    ``path`` (a file name or a binary file object) when given; returns the matplotlib Figure.
-    Uses the object-oriented Agg API (no pyplot state), so it is safe in a threaded server.
-
-    Examples
-    --------
-    >>> import io
-    >>> from murmurlm.data.labels import FEATURES
-    >>> probs = {f.name: np.full(f.num_classes, 1.0 / f.num_classes) for f in FEATURES}
-    >>> wave = np.sin(np.arange(8000) / 20).astype(np.float32)
-    >>> buf = io.BytesIO()
-    >>> _ = plot_report(wave, 4000, probs, path=buf)
-    >>> buf.getvalue()[:4]
-    b'\\x89PNG'
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-    from scipy.signal import spectrogram
-
-    report = prediction if isinstance(prediction, Mapping) and "features" in prediction else \
-        murmur_report(prediction, segmentation, waveform, sampling_rate)
-    wave = np.asarray(waveform, dtype=np.float32)
-    t = np.arange(len(wave)) / sampling_rate
-    fig = Figure(figsize=(14, 6), dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 2, width_ratios=(2.2, 1.0))
-    ax_w = fig.add_subplot(grid[0, 0])
-    ax_s = fig.add_subplot(grid[1, 0], sharex=ax_w)
-    ax_t = fig.add_subplot(grid[:, 1])
-
-    ax_w.plot(t, wave, lw=0.4, color="black")
-    ax_w.set_ylabel("amplitude")
-    ax_w.set_xlim(0, max(t[-1] if len(t) else 1.0, 1e-3))
-    nper = max(16, int(0.064 * sampling_rate))
-    freqs, times, sxx = spectrogram(wave, fs=sampling_rate, nperseg=min(nper, len(wave)),
-                                    noverlap=min(nper, len(wave)) // 2)
-    keep = freqs <= min(1000.0, sampling_rate / 2)
-    db = 10 * np.log10(sxx[keep] + 1e-12)
-    ax_s.pcolormesh(times, freqs[keep], db, shading="auto", cmap="magma",
-                    vmin=np.percentile(db, 5), vmax=db.max())
-    ax_s.set_ylabel("frequency (Hz)")
-    ax_s.set_xlabel("time (s)")
-
-    segments = _segments(segmentation)
-    for s in segments:
-        if s.state in STATE_COLOURS:
-            for ax in (ax_w, ax_s):
-                ax.axvspan(s.start, s.end, color=STATE_COLOURS[s.state], alpha=0.25 if ax is ax_w else 0.15, lw=0)
-    if segments:
-        ax_w.legend(handles=[Patch(color=c, alpha=0.5, label=STATES[k]) for k, c in STATE_COLOURS.items()],
-                    loc="upper right", ncol=4, fontsize=8)
-    seg = report["segmentation"]
-    hr = seg.get("heart_rate_bpm")
-    q = report.get("quality") or {}
-    heading = title or report.get("source") or "recording"
-    ax_w.set_title(f"{heading}: heart rate {'unknown' if hr is None else f'{hr:.0f} bpm'}, "
-                   f"{seg.get('cycles') or 0} cycles, quality {q.get('flag', 'unknown')}"
-                   f"{'' if segments else ' (no segmentation)'}", fontsize=10)
-
-    ax_t.axis("off")
-    rows = [[f["name"], f["label"], "*" if f.get("overridden") else
-             "-" if f["probability"] is None else f"{f['probability']:.2f}"] for f in report["features"]]
-    table = ax_t.table(cellText=rows, colLabels=["feature", "prediction", "p"], loc="center",
-                       cellLoc="left", colWidths=[0.55, 0.32, 0.13])
-    table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.scale(1.0, 1.5)
-    ax_t.set_title("murmur features", fontsize=10)
-    if any(f.get("overridden") for f in report["features"]):
-        ax_t.text(0.0, 0.02, "* nan because Murmur is not Present", transform=ax_t.transAxes, fontsize=8)
-    if path is not None:
-        fig.savefig(path, format="png")
-    return fig
 
 
 # ----------------------------------------------------------------------------------------------

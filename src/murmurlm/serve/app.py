@@ -224,7 +224,8 @@ class _Service:
         """The blocking part of /v1/predict (runs in a worker thread)."""
         import torch
 
-        from murmurlm.inference.report import analyse_recording, plot_report
+        from murmurlm.inference.plot import plot_report
+        from murmurlm.inference.report import analyse_recording
 
         start = time.perf_counter()
         rec = self.decode(filename, data, self.sampling_rate)

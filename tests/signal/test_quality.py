@@ -1,0 +1,61 @@
+"""``pcg_quality``: the share of a recording analysis can rely on, by cycles or by energy."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from murmurlm.signal.quality import FAIR, GOOD, pcg_quality
+from murmurlm.signal.synth import synth_pcg
+
+
+def seg(start, end, state):
+    return SimpleNamespace(start=start, end=end, state=state)
+
+
+def test_energy_method_counts_silent_clipped_and_burst_windows():
+    rng = np.random.default_rng(0)
+    wave = (0.05 * rng.standard_normal(10 * 4000)).astype(np.float32)
+    wave[0:4000] = 0.0                      # window 0 silent
+    wave[4000:4040] = 1.0                   # window 1 clipped: 1 % of its samples at full scale (> 0.5 %)
+    wave[8000:12000] *= 5                   # window 2 a burst: RMS 0.25 > 4 x the median 0.05, none clipped
+    q = pcg_quality(wave, 4000)
+    assert q["method"] == "energy"
+    assert q["usable_fraction"] == pytest.approx(0.7)
+    assert q["flag"] == "good" and GOOD <= 0.7
+    assert "7 of 10 one-second windows usable (1 silent, 1 clipped, 1 bursts)" == q["detail"]
+
+
+def test_cycles_method_counts_time_inside_complete_cycles():
+    rng = np.random.default_rng(1)
+    wave = (0.05 * rng.standard_normal(10 * 4000)).astype(np.float32)
+    # two complete cycles of 1 s each (0-2 s), then an incomplete one: 20 % of 10 s
+    cycle = lambda t0: [seg(t0, t0 + 0.1, 1), seg(t0 + 0.1, t0 + 0.4, 2), seg(t0 + 0.4, t0 + 0.5, 3),
+                        seg(t0 + 0.5, t0 + 1.0, 4)]
+    segments = cycle(0.0) + cycle(1.0) + [seg(2.0, 2.1, 1), seg(2.1, 2.4, 2)]
+    q = pcg_quality(wave, 4000, list(reversed(segments)))  # order does not matter
+    assert q["method"] == "cycles"
+    assert q["usable_fraction"] == pytest.approx(0.2, abs=0.002)
+    assert q["flag"] == "poor" and 0.2 < FAIR
+    assert "2 complete heart cycle(s)" in q["detail"]
+
+
+def test_a_synthetic_pcg_with_its_true_segments_is_good():
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    q = pcg_quality(pcg.waveform, 4000, pcg.segments)
+    assert q["method"] == "cycles" and q["flag"] == "good" and q["usable_fraction"] > 0.8
+
+
+def test_no_samples_is_poor():
+    assert pcg_quality(np.zeros(0, np.float32), 4000) == {"usable_fraction": 0.0, "flag": "poor",
+                                                          "method": "energy", "detail": "no samples"}
+
+
+def test_the_report_uses_it():
+    from murmurlm.inference.report import assess_quality
+
+    pcg = synth_pcg(8.0, 4000, heart_rate=75, seed=5)
+    dicts = [{"start": s.start, "end": s.end, "state": s.state} for s in pcg.segments]
+    assert assess_quality(pcg.waveform, 4000, dicts) == pcg_quality(pcg.waveform, 4000, pcg.segments)
