@@ -1,4 +1,5 @@
-"""The one place that chooses a split: ``train_val_split`` (every recipe's validation part) and
+"""The one place that chooses a split: ``resolve_split`` (the pipeline: given folder, committed files,
+or a new stratified split), ``train_val_split`` (every recipe's validation part) and
 ``repository_split`` (the committed split files, when they match the dataset)."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import pytest
 from repo_paths import REPO
 from murmurlm.data import labels as L
 from murmurlm.data.circor import load_circor
-from murmurlm.data.splits import (Split, repository_split, train_val_split, write_kfold, write_split)
+from murmurlm.data.splits import (Split, repository_split, resolve_split, train_val_split, train_val_test_split,
+                                   write_kfold, write_split)
 from murmurlm.signal.synth import write_synthetic_circor
 
 
@@ -84,3 +86,44 @@ def test_the_segmenter_recipe_uses_the_shared_split(dataset):
     want_train, want_val = train_val_split(dataset, 0.2, seed=3)
     assert sorted({r.patient_id for r in train}) == sorted(want_train)
     assert sorted({r.patient_id for r in val}) == sorted(want_val)
+
+
+def test_resolve_split_takes_the_given_folder_first(dataset, tmp_path):
+    given = train_val_test_split(dataset, fractions=(0.5, 0.25, 0.25), seed=3)
+    write_split(given, tmp_path / "mine")
+    committed = tmp_path / "splits"
+    ids = sorted(p.patient_id for p in dataset.patients)
+    write_split(Split(ids[:20], ids[20:25], ids[25:]), committed / dataset.root.name)  # matches, but loses
+    chosen, source = resolve_split(dataset, dataset.root, tmp_path / "mine", folder=committed)
+    assert chosen == given and source == f"split {tmp_path / 'mine'}"
+
+
+def test_resolve_split_uses_the_committed_split_when_it_matches(dataset, tmp_path):
+    ids = sorted(p.patient_id for p in dataset.patients)
+    committed = tmp_path / "splits"
+    write_split(Split(ids[:20], ids[20:25], ids[25:]), committed / dataset.root.name)
+    chosen, source = resolve_split(dataset, dataset.root, folder=committed)
+    assert (chosen.train, chosen.val, chosen.test) == (ids[:20], ids[20:25], ids[25:])
+    assert source == f"recommended split {committed / dataset.root.name}"
+    # the patients alone (not a dataset) work the same way
+    assert resolve_split(dataset.patients, dataset.root, folder=committed) == (chosen, source)
+
+
+def test_resolve_split_makes_a_stratified_split_otherwise(dataset, tmp_path):
+    ids = sorted(p.patient_id for p in dataset.patients)
+    committed = tmp_path / "splits"
+    write_split(Split(ids[:19], ids[19:24], ids[24:29]), committed / dataset.root.name)  # one patient short
+    chosen, source = resolve_split(dataset, dataset.root, seed=4, folder=committed)
+    assert chosen == train_val_test_split(dataset, seed=4) and source == "train_val_test_split(seed=4)"
+    chosen, source = resolve_split(dataset, dataset.root, seed=4, fractions=(0.8, 0.2, 0.0), folder=committed)
+    assert chosen == train_val_test_split(dataset, fractions=(0.8, 0.2, 0.0), seed=4) and not chosen.test
+    assert source == "train_val_test_split(seed=4, fractions=(0.8, 0.2, 0.0))"
+
+
+def test_train_val_split_seeds_differ_and_keep_patients_apart(dataset):
+    splits = {seed: train_val_split(dataset.patients, 0.25, seed=seed) for seed in range(4)}
+    assert len({tuple(v) for _, v in splits.values()}) > 1  # the seed matters
+    for train, val in splits.values():
+        assert not set(train) & set(val) and (len(train), len(val)) == (23, 7)  # 7.5: the tie goes to train
+        murmur = {p.patient_id: p.labels[L.MURMUR.name] for p in dataset.patients}
+        assert {"Present", "Absent"} <= {murmur[i] for i in val}

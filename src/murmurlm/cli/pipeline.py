@@ -4,9 +4,10 @@
 
 1. Data: an empty (or missing) ``--data`` folder is filled by
    :func:`murmurlm.data.download.download_circor` (PhysioNet; needs the network).
-2. Split (patient-wise): ``--split DIR``, else the repository's recommended ``splits/<folder name>/``
-   when it matches the dataset, else :func:`murmurlm.data.splits.train_val_test_split` (70/15/15,
-   seed 0). The split used is written to ``RUN_DIR/split/``.
+2. Split (patient-wise, :func:`murmurlm.data.splits.resolve_split`): ``--split DIR``, else the
+   repository's recommended ``splits/<folder name>/`` when it matches the dataset, else
+   :func:`murmurlm.data.splits.train_val_test_split` (70/15/15, seed 0). The split used is written
+   to ``RUN_DIR/split/``.
 3. Train the compact model with the default config on train, validated on val: ``--members N``
    (default 3) models of seeds ``seed``, ``seed + 1``, ... (``RUN_DIR/model/member<i>/``: metrics.jsonl,
    last.pt, best.pt each), combined into one ensemble checkpoint ``RUN_DIR/model/best.pt`` (the mean
@@ -26,7 +27,7 @@ from typing import Optional
 
 import typer
 
-from murmurlm.cli.train import DEFAULT_CONFIG, REPO, load_recipe
+from murmurlm.cli.train import DEFAULT_CONFIG, load_recipe
 from murmurlm.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,11 @@ def _needs_download(data: Path) -> bool:
 
 
 def choose_split(dataset, data: Path, split: Optional[Path], seed: int = 0):
-    """The split to use (see the module docstring) and a line saying where it came from."""
-    from murmurlm.data.splits import read_split, repository_split, train_val_test_split
+    """The split to use (see the module docstring) and a line saying where it came from
+    (:func:`murmurlm.data.splits.resolve_split`)."""
+    from murmurlm.data.splits import resolve_split
 
-    if split is not None:
-        return read_split(split), f"split {split}"
-    found = repository_split(data, (p.patient_id for p in dataset.patients))
-    if found is not None:
-        return found[0], f"recommended split {found[1]}"
-    return train_val_test_split(dataset, seed=seed), f"train_val_test_split(seed={seed})"
+    return resolve_split(dataset, data, split, seed=seed)
 
 
 def pipeline_command(

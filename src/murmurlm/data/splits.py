@@ -547,3 +547,42 @@ def repository_split(data_root: str | Path, patient_ids: Iterable[str], k: int |
             return folds, path
         log.info("%s does not match this dataset's patients", path)
     return None
+
+
+def resolve_split(dataset_or_patients: CirCorDataset | Iterable[Patient], data_root: str | Path,
+                  split_dir: str | Path | None = None, *, seed: int = 0,
+                  fractions: Sequence[float] = (0.7, 0.15, 0.15), folder: str | Path | None = None
+                  ) -> tuple[Split, str]:
+    """The train/val/test split to use, and a line saying where it came from.
+
+    1. ``split_dir`` when given (:func:`read_split`): ``"split <dir>"``;
+    2. else the committed ``splits/<data folder name>/`` when its patients are exactly the dataset's
+       (:func:`repository_split`; ``folder`` replaces :data:`REPOSITORY_SPLITS`):
+       ``"recommended split <dir>"``;
+    3. else :func:`train_val_test_split` with ``fractions`` and ``seed``:
+       ``"train_val_test_split(seed=<seed>)"`` (the fractions are added when not the default).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from murmurlm.signal.synth import write_synthetic_circor
+    >>> from murmurlm.data.circor import load_circor
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_synthetic_circor(root, num_patients=20, seed=0, duration=(2.0, 2.0))
+    >>> data = load_circor(root)
+    >>> split, source = resolve_split(data, root, seed=0)
+    >>> source, split == train_val_test_split(data, seed=0)
+    ('train_val_test_split(seed=0)', True)
+    >>> write_split(split, root + "/mine")
+    >>> resolve_split(data, root, root + "/mine")[1].startswith("split ")
+    True
+    """
+    if split_dir is not None:
+        return read_split(split_dir), f"split {split_dir}"
+    patients = _patients(dataset_or_patients)
+    found = repository_split(data_root, (p.patient_id for p in patients), folder=folder)
+    if found is not None:
+        return found[0], f"recommended split {found[1]}"
+    f = _check_fractions(fractions)
+    extra = "" if f == (0.7, 0.15, 0.15) else f", fractions={f}"
+    return train_val_test_split(patients, fractions=f, seed=seed), f"train_val_test_split(seed={seed}{extra})"
