@@ -64,7 +64,7 @@ def tones() -> np.ndarray:
 def check(name: str, tmp: Path, sentence: np.ndarray) -> dict:
     import ctranslate2
 
-    from murmurlm.models.ct2_whisper import package_model_folders, resolve_whisper_source, whisper_transcribe
+    from murmurlm.models.whisper import package_model_folders, resolve_whisper_source, whisper_transcribe
 
     folder = joined_folder(package_model_folders(name), tmp / name)
     model, processor = resolve_whisper_source(name)

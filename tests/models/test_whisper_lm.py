@@ -19,7 +19,7 @@ from murmurlm.models.audio_lm import (
     load_backend_from_adapter,
 )
 from murmurlm.testing.tiny_whisper import build_tiny_whisper
-from murmurlm.models.whisper_lm import WhisperLMBackend
+from murmurlm.models.whisper.backend import WhisperLMBackend
 
 QUESTION = "Is a heart murmur present?"
 CLASSES = ["Present", "Absent"]

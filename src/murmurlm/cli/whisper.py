@@ -23,7 +23,7 @@ def _source(parts: List[str]):
 def sources() -> None:
     """List the installed packages that carry CTranslate2 Whisper weights, and their folders."""
     from murmurlm.errors import ConfigError
-    from murmurlm.models.ct2_whisper import KNOWN_PACKAGES, package_model_folders
+    from murmurlm.models.whisper import KNOWN_PACKAGES, package_model_folders
 
     found = False
     for name, what in KNOWN_PACKAGES.items():
@@ -48,8 +48,8 @@ def convert(
     window: Optional[float] = typer.Option(None, "--window", help="Cut the encoder to this many seconds."),
 ) -> None:
     """Write a Whisper model from any source as a transformers folder (model + processor)."""
-    from murmurlm.models.ct2_whisper import resolve_whisper_source, save_whisper_folder
-    from murmurlm.models.whisper_lm import set_encoder_window
+    from murmurlm.models.whisper import resolve_whisper_source, save_whisper_folder
+    from murmurlm.models.whisper.backend import set_encoder_window
 
     model, processor = resolve_whisper_source(_source(source))
     if window is not None:
@@ -67,7 +67,7 @@ def transcribe(
     import soundfile as sf
 
     from murmurlm.errors import AudioError
-    from murmurlm.models.ct2_whisper import resolve_whisper_source, whisper_transcribe
+    from murmurlm.models.whisper import resolve_whisper_source, whisper_transcribe
 
     try:
         wave, rate = sf.read(audio, dtype="float32", always_2d=True)

@@ -510,7 +510,7 @@ class AudioLMBackend(abc.ABC):
 # one backend never imports the other's dependencies.
 _BACKEND_MODULES: dict[str, str] = {
     "qwen2-audio": "murmurlm.models.qwen2_audio",
-    "whisper": "murmurlm.models.whisper_lm",
+    "whisper": "murmurlm.models.whisper.backend",
 }
 _REGISTRY: dict[str, type[AudioLMBackend]] = {}
 

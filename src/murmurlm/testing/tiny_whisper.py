@@ -7,12 +7,12 @@ Same classes as the real thing — :class:`~transformers.WhisperForConditionalGe
 64, 32 mel bins, a ~400-token vocabulary and a 2 s audio window. It is written either as a
 ``save_pretrained`` folder or as a CTranslate2 folder (``model.bin``, ``config.json``,
 ``tokenizer.json``, ``vocabulary.txt``), so that both model-source paths of
-:func:`murmurlm.models.ct2_whisper.resolve_whisper_source` are tested without any download.
+:func:`murmurlm.models.whisper.resolve_whisper_source` are tested without any download.
 
 Examples
 --------
 >>> import tempfile
->>> from murmurlm.models.ct2_whisper import resolve_whisper_source
+>>> from murmurlm.models.whisper import resolve_whisper_source
 >>> folder = build_tiny_whisper(tempfile.mkdtemp(), seed=0, fmt="ct2")
 >>> model, processor = resolve_whisper_source(folder)
 >>> model.num_parameters() < 500_000
@@ -98,7 +98,7 @@ def build_tiny_whisper(
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
-    from murmurlm.models.ct2_whisper import write_ct2_whisper
+    from murmurlm.models.whisper import write_ct2_whisper
 
     if fmt not in ("transformers", "ct2"):
         raise ValueError(f"build_tiny_whisper: fmt {fmt!r} is not one of 'transformers', 'ct2'")

