@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from murmurlm.signal.quality import FAIR, GOOD, pcg_quality
-from murmurlm.signal.synth import synth_pcg
+from murmurlm.signal.cycles import complete_cycles
+from murmurlm.signal.quality import CYCLE_RULE, FAIR, GOOD, pcg_quality
+from murmurlm.signal.synth import MurmurSpec, synth_pcg
 
 
 def seg(start, end, state):
@@ -53,9 +54,49 @@ def test_no_samples_is_poor():
                                                           "method": "energy", "detail": "no samples"}
 
 
-def test_the_report_uses_it():
-    from murmurlm.inference.report import assess_quality
+# ----------------------------------------------------------------------------------------------
+# a 12 s synthetic PCG with a murmur, damaged on purpose
 
-    pcg = synth_pcg(8.0, 4000, heart_rate=75, seed=5)
-    dicts = [{"start": s.start, "end": s.end, "state": s.state} for s in pcg.segments]
-    assert assess_quality(pcg.waveform, 4000, dicts) == pcg_quality(pcg.waveform, 4000, pcg.segments)
+
+@pytest.fixture(scope="module")
+def pcg():
+    spec = MurmurSpec("systolic", "Holosystolic", "Plateau", "II/VI", "Medium", "Blowing")
+    return synth_pcg(12.0, 4000, heart_rate=75, murmurs=[spec], seed=2)
+
+
+def test_quality_from_true_segmentation(pcg):
+    q = pcg_quality(pcg.waveform, 4000, pcg.segments)
+    assert q["method"] == "cycles" and q["flag"] == "good"
+    covered = sum(e - s for s, e in complete_cycles(pcg.segments, CYCLE_RULE))
+    assert q["usable_fraction"] == pytest.approx(covered / 12.0, abs=1e-3)
+
+
+def test_energy_quality_flags_silence_clipping_and_bursts(pcg):
+    wave = pcg.waveform / np.max(np.abs(pcg.waveform)) * 0.5
+    assert pcg_quality(wave, 4000)["flag"] == "good"
+    damaged = wave.copy()
+    damaged[: 4 * 4000] = 0.0  # 4 s silent
+    damaged[4 * 4000: 6 * 4000] = np.clip(damaged[4 * 4000: 6 * 4000] * 50, -1, 1)  # 2 s clipped
+    damaged[6 * 4000: 8 * 4000] = 0.6 * np.sin(2 * np.pi * 200 * np.arange(8000) / 4000)  # 2 s loud hum
+    q = pcg_quality(damaged, 4000)
+    assert q["method"] == "energy"
+    assert q["usable_fraction"] == pytest.approx(4 / 12, abs=1e-3)
+    assert q["flag"] == "fair"
+    assert "4 silent, 2 clipped, 2 bursts" in q["detail"]
+    assert pcg_quality(np.zeros(4000 * 5, np.float32), 4000)["flag"] == "poor"
+
+
+def test_cycles_over_damaged_windows_do_not_count(pcg):
+    wave = pcg.waveform / np.max(np.abs(pcg.waveform)) * 0.5
+    clean = pcg_quality(wave, 4000, pcg.segments)["usable_fraction"]
+    damaged = wave.copy()
+    damaged[: 6 * 4000] = 0.0  # half the recording silent, the segmentation unchanged
+    q = pcg_quality(damaged, 4000, pcg.segments)
+    assert q["method"] == "cycles"
+    assert q["usable_fraction"] == pytest.approx(clean / 2, abs=0.06)
+    assert "6 silent" in q["detail"]
+
+
+def test_dc_offset_is_silence():
+    q = pcg_quality(np.full(4000 * 5, 0.5, np.float32), 4000)
+    assert q["flag"] == "poor" and "5 silent" in q["detail"]

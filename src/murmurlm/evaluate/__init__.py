@@ -4,7 +4,8 @@
 - :mod:`~murmurlm.evaluate.aggregate` — recording-to-patient aggregation rules.
 - :mod:`~murmurlm.evaluate.metrics` — per-feature metrics, Challenge 2022 scores, bootstrap.
 - :mod:`~murmurlm.evaluate.baselines` — majority and class-prior baselines.
-- :mod:`~murmurlm.evaluate.report` — ``evaluate_predictions`` and the Markdown/HTML/JSON reports.
+- :mod:`~murmurlm.evaluate.scoring` — ``evaluate_predictions``, ``evaluate_with_baselines``, ``dataset_labels``.
+- :mod:`~murmurlm.evaluate.report` — the Markdown/HTML/JSON reports (re-exports the scoring names).
 
 See ``docs/evaluation.md``; the command is ``murmurlm evaluate``.
 """

@@ -1,36 +1,25 @@
 """Writing the reports of scored predictions (scoring: :mod:`murmurlm.evaluate.scoring`, whose
 :func:`evaluate_predictions` returns the content of ``metrics.json`` for one model).
 
-:func:`write_reports` writes, for one or more
-models side by side, ``report.md`` (with PNG figures in ``figures/``), a self-contained
-``report.html`` (the same figures embedded as base64 PNG) and ``metrics.json``.
+:func:`write_reports` writes, for one or more models side by side, ``report.md`` (with PNG
+figures in ``figures/``), a self-contained ``report.html`` (the same figures embedded as base64
+PNG) and ``metrics.json``.
 
-``metrics.json`` layout (one entry per model under ``"models"``)::
-
-    {"models": {"<name>": {
-        "name", "source", "num_patients", "bootstrap": {"resamples", "seed", "confidence"},
-        "headline": {"<metric>": {"value", "ci": [lo, hi], "higher_is_better", "label"}, ...},
-        "challenge": {"murmur_weighted_accuracy", "murmur_cost", "outcome_weighted_accuracy",
-                      "outcome_cost", "notes": [...]},
-        "features": {"<feature>": {"all": {...}, "characterisation": {...} | null}}}}}
-
-where each view holds ``num_patients, accuracy, macro_f1, uar`` (each with ``<metric>_ci``),
-``f1_labels, classes, per_class, confusion_matrix`` (see :mod:`murmurlm.evaluate.metrics`).
-Undefined numbers are ``null``.
+The ``metrics.json`` layout is given in :mod:`murmurlm.evaluate.scoring`.
 
 Examples
 --------
 >>> import tempfile, pathlib
 >>> from murmurlm.data.labels import FEATURE_NAMES
->>> from murmurlm.evaluate.baselines import baseline_predictions
->>> truth = {str(i): {**{n: "nan" for n in FEATURE_NAMES}, "Murmur": m, "Outcome": o}
-...          for i, (m, o) in enumerate([("Absent", "Normal"), ("Present", "Abnormal"), ("Absent", "Abnormal")])}
->>> truth["1"]["Systolic murmur timing"] = "Holosystolic"
->>> pred = baseline_predictions("majority", list(truth.values()), list(truth))
->>> result = evaluate_predictions(pred, truth, bootstrap=50, name="majority")
->>> round(result["challenge"]["murmur_weighted_accuracy"]["value"], 3)
-0.286
->>> paths = write_reports({"majority": result}, pathlib.Path(tempfile.mkdtemp()), plots=False)
+>>> from murmurlm.evaluate.aggregate import PatientPrediction
+>>> from murmurlm.evaluate.predictions import predictions_frame
+>>> truth = {pid: {**dict.fromkeys(FEATURE_NAMES, "nan"), "Murmur": m, "Outcome": o}
+...          for pid, m, o in [("1", "Absent", "Normal"), ("2", "Unknown", "Abnormal")]}
+>>> oracle = predictions_frame({pid: PatientPrediction(dict(t)) for pid, t in truth.items()})
+>>> result = evaluate_predictions(oracle, truth, bootstrap=0, name="oracle")
+>>> paths = write_reports({"oracle": result}, pathlib.Path(tempfile.mkdtemp()), plots=False)
+>>> "| oracle | 2 | 1.000 |" in paths["markdown"].read_text()
+True
 >>> sorted(p.name for p in paths.values())
 ['metrics.json', 'report.html', 'report.md']
 """

@@ -3,15 +3,14 @@ segmentation states shaded, the feature table beside them).
 
 Examples
 --------
->>> import io
 >>> import numpy as np
 >>> from murmurlm.data.labels import FEATURES
+>>> from murmurlm.signal.synth import synth_pcg
+>>> pcg = synth_pcg(6.0, 4000, heart_rate=80, seed=0)
 >>> probs = {f.name: np.full(f.num_classes, 1.0 / f.num_classes) for f in FEATURES}
->>> wave = np.sin(np.arange(8000) / 20).astype(np.float32)
->>> buf = io.BytesIO()
->>> _ = plot_report(wave, 4000, probs, path=buf)
->>> buf.getvalue()[:4]
-b'\\x89PNG'
+>>> fig = plot_report(pcg.waveform, 4000, probs, pcg.segments, title="synthetic")
+>>> [ax.get_title() for ax in fig.axes][2], fig.axes[0].get_title().split(":")[0]
+('murmur features', 'synthetic')
 """
 
 from __future__ import annotations

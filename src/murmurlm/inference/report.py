@@ -1,10 +1,11 @@
 """A readable murmur report for one recording: the 11 features with class probabilities, heart rate
-and cycles, a quality flag, as a dict (JSON), as text, and as a figure.
+and cycles, a quality flag, as a dict (JSON) and as text (the figure: :mod:`murmurlm.inference.plot`).
 
 Steps, NeuroKit-style: :func:`segment_recording` (the optional segmentation step),
-:func:`assess_quality`, :func:`murmur_report` (assemble), :func:`render_report` (text),
-:func:`murmurlm.inference.plot.plot_report` (figure), and :func:`analyse_recording`, which only chains them after the
-model's prediction; the CLI (``murmurlm predict --report``) and the service call it.
+:func:`murmurlm.signal.quality.pcg_quality` (quality), :func:`murmur_report` (assemble),
+:func:`render_report` (text), :func:`murmurlm.inference.plot.plot_report` (figure), and
+:func:`analyse_recording`, which only chains them after the model's prediction; the CLI
+(``murmurlm predict --report``) and the service call it.
 
 Quality flag
 ------------
@@ -212,7 +213,7 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
     quality = None
     if waveform is not None and sampling_rate:
         duration = round(len(waveform) / sampling_rate, 3)
-        quality = assess_quality(waveform, sampling_rate, segmentation if segments else None)
+        quality = pcg_quality(waveform, sampling_rate, segments)
         if quality["flag"] == "poor":
             warnings.append(f"poor recording quality: {quality['detail']}; predictions are unreliable")
     return {
