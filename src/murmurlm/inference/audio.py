@@ -9,15 +9,15 @@ rate (the audio LM's 16 kHz, a figure at CirCor's 4 kHz).
 Examples
 --------
 >>> import tempfile, pathlib
->>> import numpy as np, soundfile as sf
->>> path = pathlib.Path(tempfile.mkdtemp()) / "stereo.wav"
->>> t = np.arange(44100 * 2) / 44100
->>> sf.write(path, np.stack([np.sin(2 * np.pi * 50 * t)] * 2, axis=1) * 0.3, 44100)
+>>> import soundfile as sf
+>>> from murmurlm.signal.synth import synth_pcg
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "pcg.flac"
+>>> sf.write(path, synth_pcg(3.0, 8000, seed=0).waveform, 8000)
 >>> rec = read_recording(path, target_rate=4000)
->>> rec.sampling_rate, rec.waveform.shape, rec.info.channels
-(4000, (8000,), 2)
->>> rec.notes
-['mixed 2 channels down to mono', 'resampled from 44100 Hz to 4000 Hz']
+>>> rec.sampling_rate, rec.waveform.shape, rec.info.sampling_rate, rec.notes
+(4000, (12000,), 8000, ['resampled from 8000 Hz to 4000 Hz'])
+>>> read_recording(path, target_rate=8000).notes      # already at the rate: read, not resampled
+[]
 """
 
 from __future__ import annotations
