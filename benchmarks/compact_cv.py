@@ -1,7 +1,7 @@
 """Benchmark: the compact model in 5-fold patient-wise cross-validation on a CirCor folder.
 
     nice -n 10 .venv/bin/python benchmarks/compact_cv.py --data $MURMURLM_CIRCOR \
-        [--config configs/compact/default.yaml] [--folds 0,1,2,3,4] [key=value ...]
+        [--config compact/default] [--folds 0,1,2,3,4] [key=value ...]
 
 For each fold (``splits/circor-dev-5fold/`` when it matches the dataset, else
 :func:`murmurlm.data.splits.kfold`): train on the fold's training patients (a stratified 15 % of
@@ -36,10 +36,9 @@ import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import train_compact  # noqa: E402  (the recipe)
+from murmurlm.recipes import train_compact  # noqa: E402  (the recipe)
 from summary import summarise_all  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402

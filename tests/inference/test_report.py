@@ -92,7 +92,9 @@ def test_report_without_segmentation_says_so(pcg):
 
 
 def test_analyse_recording_chains_the_steps(pcg):
-    report, prediction, segmentation = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
+    found = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
+    report, prediction, segmentation = found.report, found.prediction, found.segmentation
+    assert found.sampling_rate == 4000 and found.waveform is pcg.waveform  # at CirCor's rate: not resampled
     assert report["labels"] == {f.name: prediction.labels[f.name] for f in L.FEATURES}
     # the segmenter ships with the package: a clean synthetic PCG must be segmented, not warned about
     assert segmentation is not None, report["warnings"]
@@ -100,8 +102,28 @@ def test_analyse_recording_chains_the_steps(pcg):
     assert report["segmentation"]["available"] is True
     assert report["segmentation"]["heart_rate_bpm"] == pytest.approx(75, abs=8)
     assert report["quality"]["method"] == "cycles"
-    skipped, _, none = analyse_recording(tiny_predictor(), pcg.waveform, 4000, segment=False)
-    assert none is None and "segmentation switched off" in skipped["warnings"]
+    skipped = analyse_recording(tiny_predictor(), pcg.waveform, 4000, segment=False)
+    assert skipped.segmentation is None and "segmentation switched off" in skipped.report["warnings"]
+
+
+def test_analyse_recording_resamples_once_per_consumer():
+    """A 44.1 kHz recording: the model resamples it once (44.1 k -> its 2 k), not via 4 kHz; the
+    segmentation and the report get their own single resample to 4 kHz, and say so."""
+    from murmurlm.inference.predict import predict_recording
+    from murmurlm.signal.filter import pcg_resample
+    from murmurlm.signal.synth import synth_pcg
+
+    wave = synth_pcg(6.0, 44100, heart_rate=75, seed=1).waveform
+    model = tiny_predictor()
+    found = analyse_recording(model, wave, 44100, segment=False)
+    direct = predict_recording(model, wave, 44100)
+    via_4k = predict_recording(model, pcg_resample(wave.astype(np.float64), 44100, 4000).astype(np.float32), 4000)
+    for f in L.FEATURES:
+        np.testing.assert_array_equal(found.prediction.probabilities[f.name], direct.probabilities[f.name])
+    assert any(not np.array_equal(direct.probabilities[f.name], via_4k.probabilities[f.name]) for f in L.FEATURES)
+    assert found.sampling_rate == 4000 and len(found.waveform) == 6 * 4000
+    assert "resampled from 44100 Hz to 4000 Hz" in found.report["warnings"]
+    assert found.report["sampling_rate"] == 4000
 
 
 def test_heart_rate_needs_two_complete_cycles():

@@ -135,20 +135,9 @@ def _pretrained(name: str):
 
 def _ct2_folder(name: str, tmp_path: Path) -> Path:
     """A single ctranslate2-loadable folder (split parts concatenated into a temporary one)."""
-    folders = _package(name)
-    if len(folders) == 1:
-        return folders[0]
-    out = tmp_path / "joined"
-    out.mkdir()
-    with open(out / "model.bin", "wb") as f:
-        for folder in folders:
-            for part in sorted(folder.glob("model.bin.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1])):
-                f.write(part.read_bytes())
-    for folder in folders:
-        for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            if (folder / extra).is_file() and not (out / extra).exists():
-                (out / extra).symlink_to(folder / extra)
-    return out
+    from murmurlm.models.whisper import join_ct2_parts
+
+    return join_ct2_parts(_package(name), tmp_path / "joined")
 
 
 @pytest.mark.slow

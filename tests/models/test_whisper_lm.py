@@ -211,14 +211,12 @@ def test_unknown_source_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_finetune_recipe_runs_with_the_whisper_backend(source, synthetic_circor, tmp_path):
-    from murmurlm.cli.finetune import RECIPE
-    from murmurlm.cli.train import load_recipe
     from murmurlm.data.circor import load_circor
-    from murmurlm.models.instructions import REPO_ROOT
+    from murmurlm.recipes import config_path, load_recipe
 
-    recipe = load_recipe(RECIPE)
+    recipe = load_recipe("finetune_audio_lm")
     ids = sorted(p.patient_id for p in load_circor(synthetic_circor).patients)
-    cfg = recipe.load_finetune_config(REPO_ROOT / "configs" / "audio_lm" / "tiny.yaml", [
+    cfg = recipe.load_finetune_config(config_path("audio_lm/tiny"), [
         "model.backend=whisper", f"model.source={source}", "model.lora.modules_to_save=[]",
         "model.lora.target=language", "model.lora.target_modules=[q_proj, v_proj, out_proj]",
         "data.features=[Murmur, Systolic murmur pitch]", "train.batch_size=4", "train.max_steps=4",

@@ -15,9 +15,11 @@ import dataclasses
 import pytest
 import yaml
 
-from murmurlm.cli.segment import RECIPE as SEGMENT_RECIPE
-from murmurlm.cli.train import DEFAULT_CONFIG, REPO, load_recipe
+from murmurlm.cli.train import DEFAULT_CONFIG as DEFAULT_NAME
+from murmurlm.recipes import config_path, load_recipe
 from murmurlm.config import config_to_dict, load_config
+
+DEFAULT_CONFIG = config_path(DEFAULT_NAME)
 
 # keys a run fills in itself, never set in a config file
 DERIVED = {"model.class_weights"}  # from the training set's class counts (class_weight_power)
@@ -52,7 +54,7 @@ def test_differences_are_found_recursively():
 
 @pytest.fixture(scope="module")
 def compact():
-    return load_recipe()
+    return load_recipe("train_compact")
 
 
 def test_compact_train_config_defaults_are_the_default_yaml(compact):
@@ -68,11 +70,11 @@ def test_compact_train_config_defaults_are_the_default_yaml(compact):
 def test_segmenter_model_config_is_the_librarys():
     from murmurlm.signal.segment.mamba import MambaSegmenterConfig
 
-    recipe = load_recipe(SEGMENT_RECIPE)
+    recipe = load_recipe("train_segmenter")
     field = {f.name: f for f in dataclasses.fields(recipe.TrainConfig)}["model"]
     assert field.default_factory is MambaSegmenterConfig
     assert recipe.TrainConfig().model == MambaSegmenterConfig()
     # the shipped config's keys are still valid and reach the model config
-    cfg = load_config(recipe.TrainConfig, REPO / "configs" / "segment" / "mamba.yaml", ["model.chunk_size=16"])
+    cfg = load_config(recipe.TrainConfig, config_path("segment/mamba"), ["model.chunk_size=16"])
     assert isinstance(cfg.model, MambaSegmenterConfig) and cfg.model.chunk_size == 16
-    assert cfg.model.d_model == yaml.safe_load((REPO / "configs" / "segment" / "mamba.yaml").read_text())["model"]["d_model"]
+    assert cfg.model.d_model == yaml.safe_load((config_path("segment/mamba")).read_text())["model"]["d_model"]

@@ -14,15 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from murmurlm.cli.finetune import RECIPE
-from murmurlm.cli.train import load_recipe
+from murmurlm.recipes import config_path, load_recipe
 from murmurlm.data.circor import load_circor
 from murmurlm.data.splits import Split, write_split
 from murmurlm.models.audio_lm import load_backend_from_adapter
 from murmurlm.testing.tiny_qwen2_audio import build_tiny_qwen2_audio
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_CONFIG = REPO / "configs" / "audio_lm" / "tiny.yaml"
+TINY_CONFIG = config_path("audio_lm/tiny")
 FEATURES = "data.features=[Murmur, Systolic murmur pitch]"
 
 
@@ -30,7 +29,7 @@ FEATURES = "data.features=[Murmur, Systolic murmur pitch]"
 def recipe():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: threads only add synchronisation on a shared machine
-    yield load_recipe(RECIPE)
+    yield load_recipe("finetune_audio_lm")
     torch.set_num_threads(threads)
 
 
@@ -172,7 +171,7 @@ def test_two_cpu_processes_match_one_process(recipe, tiny, synthetic_circor, spl
     run(recipe, tiny, synthetic_circor, split, one, *extra)  # one process: this one
     double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                              "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                             str(RECIPE), "--out", str(two), *args], env=env, capture_output=True, text=True,
+                             "-m", "murmurlm.recipes.finetune_audio_lm", "--out", str(two), *args], env=env, capture_output=True, text=True,
                             timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     assert "2 process(es)" in double.stderr

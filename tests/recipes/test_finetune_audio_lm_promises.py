@@ -9,16 +9,15 @@ from types import SimpleNamespace
 import pytest
 from accelerate.utils import DistributedType
 
-from murmurlm.cli.finetune import RECIPE
-from murmurlm.cli.train import REPO, load_recipe
+from murmurlm.recipes import config_path, load_recipe
 from murmurlm.errors import ConfigError
 
-TINY = REPO / "configs" / "audio_lm" / "tiny.yaml"
+TINY = config_path("audio_lm/tiny")
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    return load_recipe(RECIPE)
+    return load_recipe("finetune_audio_lm")
 
 
 def _accelerator(kind, processes=2, deepspeed=None):

@@ -3,7 +3,6 @@ and an interrupted run that resumes to bit-identical weights."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 
-import train_compact  # noqa: E402
+from murmurlm.recipes import train_compact  # noqa: E402
 
 from murmurlm.data.circor import load_circor  # noqa: E402
 from murmurlm.signal.synth import MurmurSpec, write_synthetic_circor  # noqa: E402

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from murmurlm.cli.train import DEFAULT_CONFIG, load_recipe
+from murmurlm.cli.train import DEFAULT_CONFIG as DEFAULT_NAME
+from murmurlm.recipes import config_path, load_recipe
 from murmurlm.errors import ConfigError
 from murmurlm.models.compact import CompactModel
+
+DEFAULT_CONFIG = config_path(DEFAULT_NAME)
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    return load_recipe()
+    return load_recipe("train_compact")
 
 
 def test_the_default_config_is_the_documented_one(recipe):

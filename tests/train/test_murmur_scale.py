@@ -6,7 +6,6 @@ checkpoints keep it, ensembles inherit it, and the recipe's tuner picks the best
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from murmurlm.data import labels as L
-from murmurlm.data.circor import Patient
+from murmurlm.data.circor import Patient, load_circor
 from murmurlm.evaluate.metrics import challenge_murmur_score
 from murmurlm.inference.predict import Predictor, combine_models, load_model, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
@@ -22,9 +21,8 @@ from murmurlm.signal.features import FrontEnd
 from murmurlm.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "recipes"))
 
-import train_compact  # noqa: E402
+from murmurlm.recipes import train_compact  # noqa: E402
 
 N_MELS = 16
 SCALE = [1.0, 0.35, 1.0]  # configs/compact/default.yaml's
@@ -288,7 +286,7 @@ def test_the_recipe_ships_the_tuned_scale_in_best_pt(small_circor, tmp_path):
     frame, problems = predict_dataset(loaded, small_circor, patient_ids=val_ids, progress=False,
                                       cache_dir=tmp_path / "cache")
     assert not problems
-    truth = {p.patient_id: p.labels[L.MURMUR.name] for p in train_compact.load_circor(small_circor).patients}
+    truth = {p.patient_id: p.labels[L.MURMUR.name] for p in load_circor(small_circor).patients}
     ids = [str(i) for i in frame.index]
     assert sorted(ids) == sorted(val_ids)
     assert challenge_murmur_score([truth[i] for i in ids], frame[L.MURMUR.name].tolist()) == pytest.approx(tuned, abs=1e-12)

@@ -25,7 +25,8 @@ app = typer.Typer(
 )
 
 # One module per command group; each has register(app).
-COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune", "whisper")
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune",
+                                     "whisper", "config")
 
 
 @app.callback()

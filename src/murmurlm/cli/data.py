@@ -3,6 +3,7 @@
     murmurlm data check DIR [--json report.json]       exit 0 without errors, 1 with (warnings alone: 0)
     murmurlm data download DEST [--base-url URL] [--force]
     murmurlm data split DIR --out FOLDER [--seed 0] [--folds 5 | --fractions 0.7,0.15,0.15]
+    murmurlm data prepare DIR --out MANIFEST_DIR     parse and check once; --data then takes MANIFEST_DIR
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def check(
         json_out.write_text(report.to_json() + "\n", encoding="utf-8")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@data_app.command("prepare")
+def prepare(
+    root: Path = typer.Argument(..., metavar="DIR", help="CirCor folder (holding training_data.csv and training_data/)."),
+    out: Path = typer.Option(..., "--out", help="Manifest folder to write (patients.jsonl, recordings.jsonl, ...)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Parse and check a CirCor folder once and write its manifests; every --data then accepts the
+    manifest folder (refreshed by itself when the CirCor folder changes)."""
+    import json
+
+    from murmurlm.data.manifest import prepare_circor
+
+    written = prepare_circor(root, out, progress=progress)
+    summary = json.loads((written / "manifest.json").read_text())
+    typer.echo(f"{written}: {summary['patients']} patients, {summary['recordings']} recordings, "
+               f"{summary['errors']} error(s), {summary['warnings']} warning(s)")
 
 
 @data_app.command("download")

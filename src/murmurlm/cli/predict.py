@@ -65,7 +65,7 @@ def predict_command(
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
-    from murmurlm.inference.audio import read_recording
+    from murmurlm.data.audio import read_pcg
     from murmurlm.inference.predict import load_model, predict_dataset, predict_recording
     from murmurlm.inference.plot import plot_report
     from murmurlm.inference.report import analyse_recording, render_report
@@ -81,12 +81,12 @@ def predict_command(
         raise MurmurlmError("--report, --json and --plot describe one recording; give a single audio file")
 
     if single:
-        rec = read_recording(inputs[0], target_rate=4000, max_duration_s=max_duration)
-        rep, prediction, segmentation = analyse_recording(
-            predictor, rec.waveform, rec.sampling_rate, segment=segment, segment_method=segment_method,
-            notes=rec.notes, source=inputs[0].name)
+        rec = read_pcg(inputs[0], max_duration_s=max_duration)  # at its own rate: each consumer resamples once
+        found = analyse_recording(predictor, rec.waveform, rec.sampling_rate, segment=segment,
+                                  segment_method=segment_method, notes=rec.notes, source=inputs[0].name)
+        rep, prediction = found.report, found.prediction
         if plot:
-            plot_report(rec.waveform, rec.sampling_rate, rep, segmentation, plot, title=inputs[0].name)
+            plot_report(found.waveform, found.sampling_rate, rep, found.segmentation, plot, title=inputs[0].name)
             typer.echo(f"wrote {plot}", err=True)
         if out:
             _write_rows({inputs[0].stem: prediction}, out)
@@ -122,7 +122,7 @@ def predict_command(
     predictions = {}
     for path in _audio_files(inputs):
         try:
-            rec = read_recording(path, target_rate=4000, max_duration_s=max_duration)
+            rec = read_pcg(path, max_duration_s=max_duration)  # the front end resamples once
             predictions[path.stem] = predict_recording(predictor, rec.waveform, rec.sampling_rate)
         except MurmurlmError as err:
             problems.append(Problem(path, getattr(err, "message", str(err)), None, "error"))

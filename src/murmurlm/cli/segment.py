@@ -22,8 +22,6 @@ from murmurlm.errors import ConfigError, MurmurlmError
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[3]
-RECIPE = REPO / "recipes" / "train_segmenter.py"
 AUDIO_SUFFIXES = (".wav", ".flac")
 METHODS = ("springer", "mamba")
 
@@ -41,18 +39,15 @@ def train_command(
     method: str = typer.Option("mamba", "--method", help="springer or mamba."),
     data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR)."),
     out: Path = typer.Option(..., "--out", help="Run folder: model.npz|model.pt, metrics.json, train_log.jsonl."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. configs/segment/mamba.yaml)."),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML config: a file or a shipped name (segment/mamba)."),
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value (max_minutes=5)."),
 ) -> None:
     """Train a segmenter on the training patients and score it on the validation patients."""
-    from murmurlm.cli.train import load_recipe
-    from murmurlm.config import load_config
+    from murmurlm.recipes import load_recipe
 
-    recipe = load_recipe(RECIPE)
-
-    cfg = load_config(recipe.TrainConfig, config,
-                      [*(overrides or []), f"method={_check_method(method)}", f"data={data}", f"out={out}"])
-    scores = recipe.main(cfg)
+    recipe = load_recipe("train_segmenter")
+    cfg = recipe.load_recipe_config(config, [*(overrides or []), f"method={_check_method(method)}"])
+    scores = recipe.run(cfg, data=data, out=out)
     log.info("validation S1 F1 %.3f, S2 F1 %.3f, frame accuracy %.3f; model in %s",
              scores["s1_f1"], scores["s2_f1"], scores["frame_accuracy"], out)
 

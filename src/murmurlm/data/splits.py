@@ -490,8 +490,9 @@ def read_kfold(folder: str | Path) -> list[Split]:
 # --------------------------------------------------------------------------------------------
 # choosing a split: the rules every recipe, the pipeline and the benchmarks share
 
-REPOSITORY_SPLITS = Path(__file__).resolve().parents[3] / "splits"
-"""The committed split files of a checkout (``splits/<data folder name>[-<k>fold]/``)."""
+SHIPPED_SPLITS = Path(__file__).resolve().parents[1] / "assets" / "splits"
+"""The committed split files, shipped with the package (``murmurlm/assets/splits/<data folder
+name>[-<k>fold]/``; ``splits/`` in a checkout)."""
 
 
 def train_val_split(patients: CirCorDataset | Iterable[Patient], val_fraction: float,
@@ -524,12 +525,12 @@ def repository_split(data_root: str | Path, patient_ids: Iterable[str], k: int |
     """The committed split of this dataset, when one matches its patients exactly, else None.
 
     ``splits/<data folder name>/`` (train/val/test) or, with ``k``, ``splits/<name>-<k>fold/``
-    (k folds whose held-out parts cover the patients). ``folder`` replaces :data:`REPOSITORY_SPLITS`.
+    (k folds whose held-out parts cover the patients). ``folder`` replaces :data:`SHIPPED_SPLITS`.
 
     >>> repository_split("/nowhere/no-such-dataset", ["1", "2"]) is None
     True
     """
-    base = Path(folder) if folder is not None else REPOSITORY_SPLITS
+    base = Path(folder) if folder is not None else SHIPPED_SPLITS
     name = Path(data_root).resolve().name
     ids = set(patient_ids)
     if k is None:
@@ -557,7 +558,7 @@ def resolve_split(dataset_or_patients: CirCorDataset | Iterable[Patient], data_r
 
     1. ``split_dir`` when given (:func:`read_split`): ``"split <dir>"``;
     2. else the committed ``splits/<data folder name>/`` when its patients are exactly the dataset's
-       (:func:`repository_split`; ``folder`` replaces :data:`REPOSITORY_SPLITS`):
+       (:func:`repository_split`; ``folder`` replaces :data:`SHIPPED_SPLITS`):
        ``"recommended split <dir>"``;
     3. else :func:`train_val_test_split` with ``fractions`` and ``seed``:
        ``"train_val_test_split(seed=<seed>)"`` (the fractions are added when not the default).

@@ -3,8 +3,9 @@ every check and refusal), then, where the file's rate differs, the one resampler
 :func:`murmurlm.signal.filter.pcg_resample`.
 
 Prediction itself does not need this: :meth:`murmurlm.inference.predict.Predictor.predict_waveform`
-takes any rate and its front end resamples once. :func:`read_recording` serves what wants a fixed
-rate (the audio LM's 16 kHz, a figure at CirCor's 4 kHz).
+takes any rate and its front end resamples once, and
+:func:`murmurlm.inference.report.analyse_recording` takes the file's own rate too.
+:func:`read_recording` serves what wants the audio at one fixed rate (the audio LM's 16 kHz).
 
 Examples
 --------

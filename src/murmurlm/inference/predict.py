@@ -36,7 +36,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from murmurlm.data.audio import read_pcg
-from murmurlm.data.circor import Problem, load_circor
+from murmurlm.data.circor import CirCorDataset, Problem
+from murmurlm.data.manifest import open_circor
 from murmurlm.errors import DataFormatError, MurmurlmError
 from murmurlm.evaluate.aggregate import PatientPrediction
 from murmurlm.evaluate.patients import aggregate_recordings, predict_patients, scale_murmur
@@ -270,16 +271,17 @@ def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[s
     return results, problems
 
 
-def predict_dataset(model: Predictor, root: str | Path, patient_ids: Sequence[str] | None = None,
+def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_ids: Sequence[str] | None = None,
                     progress: bool = True, cache_dir: str | Path | None = None,
                     use_cache: bool = False) -> tuple["object", list[Problem]]:
-    """Predict every patient (or ``patient_ids``) of a CirCor-layout folder.
+    """Predict every patient (or ``patient_ids``) of a CirCor-layout folder (or of its manifest
+    folder, or of a loaded dataset: :func:`murmurlm.data.manifest.open_circor`).
 
     Returns the predictions frame (one row per patient, labels and ``P(feature=class)`` columns)
     and the problems met: unusable patients and unreadable recordings are reported and skipped;
     a patient with no readable recording gets no row.
     """
-    data = load_circor(root, patient_ids=patient_ids, on_error="skip")
+    data = open_circor(root, patient_ids=patient_ids)
     problems = list(data.problems)
     recordings = data.recordings
 

@@ -39,6 +39,7 @@ import numpy as np
 from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
 from murmurlm.signal import cycles as heart_cycles
+from murmurlm.signal.filter import pcg_resample
 from murmurlm.signal.quality import CYCLE_RULE, pcg_quality
 
 log = logging.getLogger(__name__)
@@ -270,19 +271,42 @@ def render_report(report: Mapping[str, Any]) -> str:
 # the chain
 
 
+ANALYSIS_RATE = 4000
+"""Hz: CirCor's rate, which the segmenters, the quality check and the report's figure expect."""
+
+
+@dataclass
+class RecordingAnalysis:
+    """What :func:`analyse_recording` found: the report, the model's prediction, the segmentation
+    (``None`` when off or failed) and the waveform they were computed on, at :data:`ANALYSIS_RATE`
+    (what the figure draws)."""
+
+    report: dict
+    prediction: Any
+    segmentation: Any
+    waveform: np.ndarray
+    sampling_rate: int
+
+
 def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segment: bool = True,
                       segment_method: str = "springer", notes: Sequence[str] = (),
-                      source: str | None = None) -> tuple[dict, Any, Any]:
-    """Predict, segment and report one recording: ``(report, prediction, segmentation)``.
+                      source: str | None = None) -> RecordingAnalysis:
+    """Predict, segment and report one recording, at the file's own rate.
 
-    ``model`` is a loaded predictor (:func:`murmurlm.inference.predict.load_model`); the waveform
-    must already be at the model's rate (see :func:`murmurlm.inference.audio.read_recording`).
+    ``model`` is a loaded predictor (:func:`murmurlm.inference.predict.load_model`). Each consumer
+    resamples the recording once, from its own rate: the model's front end to its rate (2 kHz), the
+    segmentation and the report to :data:`ANALYSIS_RATE` (a note says so when the rates differ).
     """
     from murmurlm.inference.predict import predict_recording
 
     prediction = predict_recording(model, waveform, sampling_rate)
+    notes = list(notes)
+    if sampling_rate != ANALYSIS_RATE:
+        waveform = pcg_resample(np.asarray(waveform, dtype=np.float64), sampling_rate, ANALYSIS_RATE).astype(np.float32)
+        notes.append(f"resampled from {sampling_rate} Hz to {ANALYSIS_RATE} Hz")
+        sampling_rate = ANALYSIS_RATE
     segmentation, warning = (None, "segmentation switched off") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method)
-    return report, prediction, segmentation
+    return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate)

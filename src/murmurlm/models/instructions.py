@@ -55,8 +55,8 @@ from murmurlm.signal.filter import pcg_resample
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_PROMPTS = REPO_ROOT / "configs" / "audio_lm" / "prompts.yaml"
+# The shipped prompt file (package data of murmurlm.recipes; a path, so no upward import).
+DEFAULT_PROMPTS = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "audio_lm" / "prompts.yaml"
 """The prompt file of a source checkout."""
 
 REPORT_TASK = "report"

@@ -64,6 +64,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect
 
+from murmurlm.inference.report import ANALYSIS_RATE
 from murmurlm.errors import ConfigError
 from murmurlm.serve.schemas import ERRORS, UPLOAD_BODY, AskResponse, Health, PredictResponse
 from murmurlm.serve.upload import UploadError, parse_upload
@@ -71,7 +72,6 @@ from murmurlm.serve.upload import UploadError, parse_upload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-ANALYSIS_RATE = 4000  # Hz, CirCor's rate
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and part headers on top of the file itself
 
 # RecordingError.reason -> HTTP status
@@ -122,8 +122,8 @@ class _Service:
         self.model = model
         path = getattr(model, "path", None)
         self.model_name = Path(path).name if path else type(model).__name__
-        # Uploads are brought to CirCor's rate, which the segmenter and the report expect; the
-        # predictor resamples further to its own front-end rate.
+        # Uploads are read at their own rate; the model's front end and the analysis (segmenter,
+        # report, figure: CirCor's rate, reported by /health) each resample once from it.
         self.sampling_rate = ANALYSIS_RATE
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
@@ -194,9 +194,10 @@ class _Service:
                                f"the limit of {self.max_upload_mb:g} MiB")
         return up
 
-    def decode(self, filename: str, data: bytes, target_rate: int):
-        """Write the bytes to a private temp file, read them as audio, always remove the file."""
-        from murmurlm.inference.audio import RecordingError, read_recording
+    def decode(self, filename: str, data: bytes, target_rate: int | None = None):
+        """Write the bytes to a private temp file, read them as audio (at ``target_rate``, or at the
+        file's own rate when ``None``), always remove the file."""
+        from murmurlm.inference.audio import RecordingError, read_pcg, read_recording
 
         self.tmp_dir.mkdir(parents=True, exist_ok=True)  # in case something removed it meanwhile
         fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, suffix=".audio")
@@ -204,8 +205,8 @@ class _Service:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             try:
-                return read_recording(tmp, target_rate, max_duration_s=self.max_duration_s,
-                                      min_duration_s=self.min_duration_s)
+                limits = dict(max_duration_s=self.max_duration_s, min_duration_s=self.min_duration_s)
+                return read_pcg(tmp, **limits) if target_rate is None else read_recording(tmp, target_rate, **limits)
             except RecordingError as err:
                 raise ServiceError(STATUS.get(err.reason, 400), err.reason, f"{filename}: {err.message}") from None
         finally:
@@ -228,16 +229,16 @@ class _Service:
         from murmurlm.inference.report import analyse_recording
 
         start = time.perf_counter()
-        rec = self.decode(filename, data, self.sampling_rate)
+        rec = self.decode(filename, data)  # at its own rate: the model and the analysis resample once each
         # Inference is stateless (eval mode, no autograd), so worker threads share the model
         # without a lock; tests/serve/test_app.py checks concurrent answers against sequential ones.
         with torch.inference_mode():
-            report, _, segmentation = analyse_recording(
-                self.model, rec.waveform, rec.sampling_rate, segment=self.segment,
-                segment_method=self.segment_method, notes=rec.notes, source=filename)
+            found = analyse_recording(self.model, rec.waveform, rec.sampling_rate, segment=self.segment,
+                                      segment_method=self.segment_method, notes=rec.notes, source=filename)
+        report = found.report
         if plot:
             buf = io.BytesIO()
-            plot_report(rec.waveform, rec.sampling_rate, report, segmentation, buf, title=filename)
+            plot_report(found.waveform, found.sampling_rate, report, found.segmentation, buf, title=filename)
             report["plot_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
         report.pop("source", None)
         report["input"] = self.input_info(filename, data, rec)

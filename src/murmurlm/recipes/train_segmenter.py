@@ -1,6 +1,6 @@
 """Train a heart-cycle segmenter on CirCor: the Springer baseline or the SSAMBA-style Mamba model.
 
-    .venv/bin/python recipes/train_segmenter.py --config configs/segment/mamba.yaml data=../shared/circor-dev out=runs/segment-mamba
+    python -m murmurlm.recipes.train_segmenter --config segment/mamba data=../shared/circor-dev out=runs/segment-mamba
     murmurlm segment train --method mamba --data ../shared/circor-dev --out runs/segment-mamba   # the same
 
 One readable unit (torchtune style): setup (data, split, features), optional self-supervised
@@ -31,6 +31,7 @@ import numpy as np
 
 from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.errors import ConfigError
+from murmurlm.recipes import resolve_config
 from murmurlm.signal.segment.mamba import MambaSegmenterConfig
 from murmurlm.train.schedule import lr_factor
 
@@ -82,11 +83,11 @@ class TrainConfig:
 
 
 def split_recordings(cfg: TrainConfig):
-    from murmurlm.data.circor import load_circor
+    from murmurlm.data.manifest import open_circor
     from murmurlm.data.splits import read_patient_list, train_val_split
     from murmurlm.signal.segment.data import annotated_recordings
 
-    dataset = load_circor(cfg.data, on_error="skip")
+    dataset = open_circor(cfg.data)
     ids = [p.patient_id for p in dataset]
     if cfg.train_patients is not None:
         train_ids = read_patient_list(cfg.train_patients)
@@ -255,7 +256,27 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     return scores
 
 
-def main(cfg: TrainConfig) -> dict:
+def load_recipe_config(path: str | Path | None = None, overrides=()) -> TrainConfig:
+    """The run config from a YAML file or shipped config name (``segment/mamba``) and ``key=value``
+    overrides; ``None``: the dataclass defaults."""
+    return load_config(TrainConfig, resolve_config(path), list(overrides))
+
+
+def run(cfg: TrainConfig, *, data: str | Path | None = None, out: str | Path | None = None,
+        split: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
+    """The recipes' one entry: train on ``data`` into ``out`` (default: the config's ``data`` and
+    ``out``); ``split`` is a folder with ``train.txt`` and ``val.txt``. The segmenter trains in one
+    bounded go (``max_minutes``) and keeps its best step; ``resume`` is refused rather than ignored."""
+    if resume:
+        raise ConfigError("the segmenter recipe does not resume; rerun it (it is bounded by max_minutes)")
+    changes = {}
+    if data is not None:
+        changes["data"] = Path(data)
+    if out is not None:
+        changes["out"] = Path(out)
+    if split is not None:
+        changes.update(train_patients=Path(split) / "train.txt", val_patients=Path(split) / "val.txt")
+    cfg = replace(cfg, **changes)
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.out / "config.yaml")
     train, val = split_recordings(cfg)
@@ -273,12 +294,12 @@ def main(cfg: TrainConfig) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--config", default="segment/mamba", help="YAML file or shipped config name")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. max_steps=100 model.d_model=32")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        main(load_config(TrainConfig, args.config, args.overrides))
+        run(load_recipe_config(args.config, args.overrides))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,64 @@
+"""Loud noise must not crash the segmenters (the noise-robustness issue): the HSMM's heart-rate
+step once raised numpy's "zero-size array to reduction operation minimum" when every peak of the
+P(S1) autocorrelation was negative."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from murmurlm.signal.segment import pcg_segment
+from murmurlm.signal.segment.hsmm import _ranked_peaks, heart_rate_candidates
+
+
+def pink_noise(n: int, seed: int) -> np.ndarray:
+    """White noise shaped by 1/sqrt(f) in the rFFT domain, unit standard deviation."""
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    f = np.arange(len(spectrum), dtype=np.float64)
+    f[0] = 1.0
+    pink = np.fft.irfft(spectrum / np.sqrt(f), n=n)
+    return pink / pink.std()
+
+
+def test_ranked_peaks_with_only_negative_peaks_returns_the_best():
+    x = np.array([1.0, -0.5, -0.3, -0.6, -0.2, -0.7, -0.4, -0.9])  # peaks at 2, 4, 6: all negative
+    ranked = _ranked_peaks(x, 1, 6)
+    assert ranked[0] == 4 and sorted(ranked.tolist()) == [2, 4, 6]
+
+
+def test_positive_peaks_keep_the_subharmonic_rule():
+    x = np.array([1.0, 0.1, 0.85, 0.1, 0.9, 0.1, 0.2, 0.0])  # 2 is within the ratio of 4: the shorter lag wins
+    assert _ranked_peaks(x, 1, 6)[0] == 2
+
+
+def test_heart_rate_candidates_on_noise_posteriors_do_not_raise():
+    rng = np.random.default_rng(0)
+    post = rng.dirichlet(np.ones(5), size=2000)
+    rates = heart_rate_candidates(post, 50.0)
+    assert rates and all(np.isfinite(r) and np.isfinite(s) for r, s in rates)
+
+
+@pytest.mark.parametrize("method", ["springer", "mamba"])
+def test_segmenters_survive_pink_noise_at_0_db_on_synthetic_pcg(method):
+    from murmurlm.signal.synth import synth_pcg
+
+    x = synth_pcg(8.0, 4000, heart_rate=90, seed=3).waveform.astype(np.float64)
+    noisy = x + pink_noise(len(x), 1) * np.sqrt(np.mean(x ** 2))
+    seg = pcg_segment(noisy, 4000, method=method)
+    assert len(seg.segments) > 0
+
+
+@pytest.mark.circor
+def test_the_reported_recording_at_5_db_pink_noise_is_segmented(circor_root):
+    """The issue's reproduction: 50782_AV_2 with pink noise 5 dB below its RMS."""
+    import soundfile as sf
+
+    path = circor_root / "training_data" / "50782_AV_2.flac"
+    if not path.exists():
+        pytest.skip(f"{path} is not in this CirCor copy")
+    x, sr = sf.read(path)
+    noisy = x + pink_noise(len(x), zlib.crc32(b"50782_AV_2.flac")) * np.sqrt(np.mean(x ** 2)) * 10 ** (-5 / 20)
+    seg = pcg_segment(noisy, sr, method="springer")
+    assert len(seg.segments) > 0 and seg.segments[-1].end == pytest.approx(len(x) / sr, abs=0.05)
