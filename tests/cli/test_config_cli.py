@@ -64,3 +64,17 @@ def test_train_takes_a_shipped_name(tmp_path):
                  "--no-progress", "epochs=1", "crop_seconds=2.0", "model.channels=[8,16]",
                  f"cache_dir={tmp_path / 'cache'}"]) == 0
     assert main(["train", "--config", "compact/missing", "--data", str(data), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_the_recipe_script_takes_the_shared_command_line(tmp_path):
+    """``python -m murmurlm.recipes.train_compact``: the arguments every recipe shares."""
+    from murmurlm.recipes import train_compact
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    data = tmp_path / "circor"
+    write_synthetic_circor(data, num_patients=6, seed=5, locations=("MV",), duration=(3.0, 3.0))
+    assert train_compact.main(["--data", str(data), "--out", str(tmp_path / "run"), "--no-progress", "epochs=1",
+                               "crop_seconds=2.0", "model.channels=[8,16]", f"cache_dir={tmp_path / 'cache'}"]) == 0
+    assert (tmp_path / "run" / "best.pt").is_file()
+    assert train_compact.main(["--data", str(data), "--split", str(tmp_path / "nowhere"), "--out",
+                               str(tmp_path / "r2")]) == 2  # a clear error, exit 2

@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -97,3 +98,18 @@ def load_recipe(name: str) -> ModuleType:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
     return importlib.import_module(f"murmurlm.recipes.{name}")
+
+
+def recipe_arguments(doc: str, default_config: str, default_out: str) -> argparse.ArgumentParser:
+    """The command line every recipe script shares (``python -m murmurlm.recipes.<name>``):
+    ``--config``, ``--data``, ``--out``, ``--split``, ``--resume``, ``--no-progress`` and trailing
+    ``key=value`` overrides; a recipe adds its own options to the parser it gets."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--config", default=default_config, help="YAML file or shipped config name")
+    parser.add_argument("--data", type=Path, required=True, help="CirCor folder or manifest folder")
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="run folder")
+    parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    return parser

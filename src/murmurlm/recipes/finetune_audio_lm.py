@@ -44,7 +44,6 @@ continues from the latest one, replaying the run exactly: each epoch's data orde
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -75,7 +74,7 @@ from murmurlm.models.instructions import (
     recording_labels,
     recording_probabilities,
 )
-from murmurlm.recipes import resolve_config, shipped_file
+from murmurlm.recipes import recipe_arguments, resolve_config, shipped_file
 from murmurlm.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from murmurlm.train.metrics_log import MetricsLog
 from murmurlm.train.schedule import warmup_cosine
@@ -624,15 +623,8 @@ def run(cfg: FinetuneConfig, *, data: str | Path, out: str | Path, split: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="audio_lm/whisper_base_cpu", help="YAML file or shipped config name")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("runs/audio_lm"))
-    parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
-    parser.add_argument("--resume", action="store_true")
+    parser = recipe_arguments(__doc__, "audio_lm/whisper_base_cpu", "runs/audio_lm")
     parser.add_argument("--cpu", action="store_true", help="force CPU (also for several processes, gloo)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -20,7 +20,6 @@ was never interrupted (same machine, same thread count).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -43,7 +42,7 @@ from murmurlm.evaluate.metrics import challenge_murmur_score
 from murmurlm.evaluate.report import evaluate_predictions
 from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
-from murmurlm.recipes import resolve_config
+from murmurlm.recipes import recipe_arguments, resolve_config
 from murmurlm.signal.features import FrontEnd, recording_features
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
@@ -388,18 +387,11 @@ def run(cfg: TrainConfig, *, data: str | Path, out: str | Path, split: str | Pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="compact/default", help="YAML file or shipped config name")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("runs/compact"))
-    parser.add_argument("--split", type=Path, default=None, help="folder with train.txt and val.txt")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = parser.parse_args(argv)
+    args = recipe_arguments(__doc__, "compact/default", "runs/compact").parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         run(load_train_config(args.config, args.overrides), data=args.data, out=args.out, split=args.split,
-            resume=args.resume)
+            resume=args.resume, progress=not args.no_progress)
     except MurmurlmError as err:
         print(f"error: {err}")
         return 2
