@@ -145,3 +145,41 @@ def test_assess_quality_is_pcg_quality_of_the_reports_segment_forms():
     assert assess_quality(pcg.waveform, 4000) == pcg_quality(pcg.waveform, 4000)
     report = murmur_report(uniform_probs(), dicts, pcg.waveform, 4000)
     assert report["quality"] == expected
+
+
+def test_the_report_carries_the_average_heartbeat_and_its_descriptors(pcg):
+    from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
+
+    found = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
+    beat = found.report["heartbeat"]
+    assert beat["reliable"] and beat["cycles_kept"] >= 2 and found.heartbeat.reliable
+    assert list(beat["descriptors"]) == list(DESCRIPTOR_NAMES)
+    assert all(np.isfinite(v) for v in beat["descriptors"].values())
+    assert "average heartbeat:" in render_report(found.report)
+    assert not any(w.startswith("description unreliable") for w in found.report["warnings"])
+
+
+def test_silence_falls_back_and_the_report_says_the_description_is_unreliable():
+    """Bad input (issue part 6): no usable cycle -> whole-recording fallback, no crash, a warning."""
+    silent = np.zeros(4000 * 5, dtype=np.float32)
+    found = analyse_recording(tiny_predictor(), silent, 4000)
+    beat = found.report["heartbeat"]
+    assert beat["reliable"] is False and beat["cycles_kept"] < 2
+    assert all(np.isfinite(v) for v in beat["descriptors"].values())
+    assert any(w.startswith("description unreliable") for w in found.report["warnings"])
+    assert "unreliable" in render_report(found.report)
+    short = analyse_recording(tiny_predictor(), np.random.default_rng(0).standard_normal(2000).astype(np.float32), 4000)
+    assert short.report["heartbeat"]["reliable"] is False
+
+
+def test_the_report_figure_shows_the_average_heartbeat(pcg):
+    from murmurlm.inference.plot import plot_report
+
+    found = analyse_recording(tiny_predictor(), pcg.waveform, 4000, source="x")
+    fig = plot_report(found.waveform, 4000, found.report, found.segmentation, heartbeat=found.heartbeat)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("average heartbeat:") for t in titles)
+    beat_ax = next(ax for ax in fig.axes if ax.get_title().startswith("average heartbeat:"))
+    assert [t.get_text() for t in beat_ax.get_xticklabels()] == ["S1", "systole", "S2", "diastole"]
+    plain = plot_report(found.waveform, 4000, found.report, found.segmentation)
+    assert not any(ax.get_title().startswith("average heartbeat") for ax in plain.axes)

@@ -46,11 +46,17 @@ def test_upload_shows_table_figure_and_download(server, browser, tmp_path):
     assert "synthetic murmur.wav: done" in page.inner_text("#status")
     assert page.eval_on_selector("#plot", "img => img.complete && img.naturalWidth > 0")
     assert "quality:" in page.inner_text("#summary-list")
+    # the average heartbeat: its figure is shown and the summary counts its cycles
+    assert page.is_visible("#heartbeat")
+    assert page.eval_on_selector("#heartbeat", "img => img.complete && img.naturalWidth > 0")
+    assert "average heartbeat:" in page.inner_text("#summary-list")
     with page.expect_download() as info:
         page.click("#download")
     data = json.loads(Path(info.value.path()).read_text())
     assert [f["name"] for f in data["features"]] == list(L.FEATURE_NAMES)
-    assert "plot_png" not in data
+    assert "plot_png" not in data and "heartbeat_png" not in data
+    assert data["heartbeat"]["reliable"] and data["heartbeat"]["cycles_kept"] >= 2
+    assert len(data["heartbeat"]["descriptors"]) > 20
     overridden = [f["name"] for f in data["features"] if f["overridden"]]
     assert page.is_visible("#override-note") == bool(overridden)
     for i, f in enumerate(data["features"]):

@@ -86,7 +86,8 @@ def predict_command(
                                   segment_method=segment_method, notes=rec.notes, source=inputs[0].name)
         rep, prediction = found.report, found.prediction
         if plot:
-            plot_report(found.waveform, found.sampling_rate, rep, found.segmentation, plot, title=inputs[0].name)
+            plot_report(found.waveform, found.sampling_rate, rep, found.segmentation, plot, title=inputs[0].name,
+                        heartbeat=found.heartbeat)
             typer.echo(f"wrote {plot}", err=True)
         if out:
             _write_rows({inputs[0].stem: prediction}, out)

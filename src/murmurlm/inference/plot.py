@@ -27,8 +27,11 @@ STATE_COLOURS = {1: "#d62728", 2: "#ff9896", 3: "#1f77b4", 4: "#aec7e8"}
 
 
 def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segmentation: Any = None,
-                path: str | Path | IO[bytes] | None = None, title: str | None = None, dpi: int = 100):
-    """Waveform and spectrogram with the segmentation states shaded, the feature table beside them.
+                path: str | Path | IO[bytes] | None = None, title: str | None = None, dpi: int = 100,
+                heartbeat: Any = None):
+    """Waveform and spectrogram with the segmentation states shaded, the feature table beside them,
+    and, given a ``heartbeat`` (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`), the average
+    heartbeat below (:func:`plot_heartbeat`), where a clinician sees in which phase the murmur sits.
 
     ``prediction`` is a prediction (see :func:`murmur_report`) or a report dict. Writes a PNG to
     ``path`` (a file name or a binary file object) when given; returns the matplotlib Figure.
@@ -54,12 +57,15 @@ def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segme
         murmur_report(prediction, segmentation, waveform, sampling_rate)
     wave = np.asarray(waveform, dtype=np.float32)
     t = np.arange(len(wave)) / sampling_rate
-    fig = Figure(figsize=(14, 6), dpi=dpi, layout="constrained")
+    rows = 2 if heartbeat is None else 3
+    fig = Figure(figsize=(14, 3 * rows), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(2, 2, width_ratios=(2.2, 1.0))
+    grid = fig.add_gridspec(rows, 2, width_ratios=(2.2, 1.0))
     ax_w = fig.add_subplot(grid[0, 0])
     ax_s = fig.add_subplot(grid[1, 0], sharex=ax_w)
-    ax_t = fig.add_subplot(grid[:, 1])
+    ax_t = fig.add_subplot(grid[:2, 1])
+    if heartbeat is not None:
+        plot_heartbeat(fig.add_subplot(grid[2, :]), heartbeat)
 
     ax_w.plot(t, wave, lw=0.4, color="black")
     ax_w.set_ylabel("amplitude")
@@ -104,3 +110,65 @@ def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segme
     if path is not None:
         fig.savefig(path, format="png")
     return fig
+
+
+def plot_heartbeat(target: Any, heartbeat: Any, *, title: str | None = None,
+                   path: str | Path | IO[bytes] | None = None, dpi: int = 100):
+    """The average heartbeat (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`): its median image in
+    dB over phase-normalised time, the phases S1 / systole / S2 / diastole marked and labelled.
+
+    ``target`` is a matplotlib Axes to draw in, a Figure (one Axes is added to it) or None (a new
+    Agg Figure). The title counts the cycles and says "unreliable" (with the fallback reason) when
+    the heartbeat is not reliable. Writes a PNG of the figure to ``path`` when given; returns the Axes.
+
+    Examples
+    --------
+    >>> from murmurlm.signal.heartbeat import pcg_heartbeat
+    >>> from murmurlm.signal.synth import synth_pcg
+    >>> pcg = synth_pcg(6.0, 4000, seed=0)
+    >>> ax = plot_heartbeat(None, pcg_heartbeat(pcg.waveform, 4000, pcg.segments))
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['S1', 'systole', 'S2', 'diastole']
+    >>> plot_heartbeat(None, pcg_heartbeat(pcg.waveform, 4000, [])).get_title()
+    'average heartbeat: 0 cycles (unreliable: no segments)'
+    """
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    if isinstance(target, Axes):
+        ax = target
+    elif isinstance(target, Figure):
+        ax = target.add_subplot(1, 1, 1)
+    elif target is None:
+        fig = Figure(figsize=(8, 4), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        raise TypeError(f"plot_heartbeat: target must be a matplotlib Axes, Figure or None, "
+                        f"got {type(target).__name__}")
+    fig = ax.figure
+
+    db = 10.0 * np.log10(np.asarray(heartbeat.image, dtype=np.float64) + 1e-12)
+    edges = heartbeat.phase_edges
+    finite_top = float(db.max()) if db.size else 0.0
+    mesh = ax.pcolormesh(np.arange(db.shape[1] + 1), heartbeat.band_edges, db, shading="flat", cmap="magma",
+                         vmin=finite_top - 50.0, vmax=finite_top)
+    ax.set_yscale("log")
+    lo, hi = float(heartbeat.band_edges[0]), float(heartbeat.band_edges[-1])
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_yticks([f for f in (25, 50, 100, 200, 400, 800, 1600) if lo <= f <= hi],
+                  [f"{f}" for f in (25, 50, 100, 200, 400, 800, 1600) if lo <= f <= hi])
+    ax.set_ylabel("frequency (Hz)")
+    for e in edges[1:-1]:
+        ax.axvline(e, color="white", lw=1.0, ls="--")
+    ax.set_xticks([(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])], ["S1", "systole", "S2", "diastole"])
+    ax.set_xlabel("phase-normalised time")
+    heading = title or "average heartbeat"
+    note = "" if heartbeat.reliable else f" (unreliable: {heartbeat.fallback or 'too few cycles'})"
+    ax.set_title(f"{heading}: {heartbeat.n_kept} cycles{note}", fontsize=10)
+    fig.colorbar(mesh, ax=ax, label="band power (dB full scale²)")
+    if path is not None:
+        fig.savefig(path, format="png")
+    return ax

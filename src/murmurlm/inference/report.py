@@ -40,6 +40,7 @@ from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
 from murmurlm.signal import cycles as heart_cycles
 from murmurlm.signal.filter import pcg_resample
+from murmurlm.signal.heartbeat import pcg_heartbeat
 from murmurlm.signal.quality import CYCLE_RULE, pcg_quality
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def _labels(prediction: Any, probs: Mapping[str, np.ndarray]) -> dict[str, str]:
 def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarray | None = None,
                   sampling_rate: int | None = None, notes: Sequence[str] = (),
                   source: str | None = None, segmentation_warning: str | None = None,
-                  segmentation_method: str | None = None) -> dict:
+                  segmentation_method: str | None = None, heartbeat: Any = None) -> dict:
     """Assemble the report of one recording as a JSON-ready dict.
 
     Parameters
@@ -162,6 +163,9 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         Conversions made while reading (mix-down, resampling); they become warnings.
     source, segmentation_warning, segmentation_method
         The file name shown; why there is no segmentation; which segmenter made it.
+    heartbeat
+        The recording's average heartbeat (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`);
+        computed here from the waveform and the segments when not given.
 
     Returns
     -------
@@ -170,7 +174,9 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         entry per feature: name, label, probability of that label, all class probabilities, and
         ``overridden``: the label is 'nan' because Murmur is not Present or the murmur's timing is
         'nan', whatever this feature's own probabilities say; its probability is then None),
-        ``segmentation`` (available, heart_rate_bpm, cycles, segments), ``quality`` and ``warnings``.
+        ``segmentation`` (available, heart_rate_bpm, cycles, segments), ``quality``,
+        ``heartbeat`` (reliable, cycles kept and rejected, the descriptors of
+        :mod:`murmurlm.signal.descriptors`; None without a waveform) and ``warnings``.
     """
     probs = _probabilities(prediction)
     labels = _labels(prediction, probs)
@@ -212,11 +218,19 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         warnings.append(segmentation_warning or "segmentation unavailable")
     duration = None
     quality = None
+    beat_info = None
     if waveform is not None and sampling_rate:
         duration = round(len(waveform) / sampling_rate, 3)
         quality = pcg_quality(waveform, sampling_rate, segments)
         if quality["flag"] == "poor":
             warnings.append(f"poor recording quality: {quality['detail']}; predictions are unreliable")
+        if heartbeat is None:
+            heartbeat = pcg_heartbeat(waveform, sampling_rate, segments)
+        beat_info = heartbeat_summary(heartbeat)
+        if not heartbeat.reliable:
+            warnings.append(f"description unreliable: {heartbeat.n_kept} usable heart cycle(s) "
+                            f"({heartbeat.fallback or 'too few'}); the average heartbeat falls back to the "
+                            "whole recording")
     return {
         "source": source,
         "duration_s": duration,
@@ -225,8 +239,20 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         "features": features,
         "segmentation": seg_info,
         "quality": quality,
+        "heartbeat": beat_info,
         "warnings": warnings,
     }
+
+
+def heartbeat_summary(heartbeat: Any) -> dict:
+    """The JSON part of a heartbeat: whether it is reliable, its cycles and its descriptors
+    (:func:`murmurlm.signal.descriptors.pcg_descriptors`; meanings in docs/descriptors.md)."""
+    from murmurlm.signal.descriptors import pcg_descriptors
+
+    return {"reliable": bool(heartbeat.reliable), "cycles_kept": int(heartbeat.n_kept),
+            "cycles_found": int(heartbeat.found), "rejected": {k: int(v) for k, v in heartbeat.rejected.items()},
+            "fallback": heartbeat.fallback or None,
+            "descriptors": {k: round(float(v), 4) for k, v in pcg_descriptors(heartbeat).items()}}
 
 
 def render_report(report: Mapping[str, Any]) -> str:
@@ -248,6 +274,12 @@ def render_report(report: Mapping[str, Any]) -> str:
     q = report.get("quality")
     if q:
         lines.append(f"quality: {q['flag']} ({q['usable_fraction']:.0%} usable; {q['detail']})")
+    beat = report.get("heartbeat")
+    if beat:
+        d = beat["descriptors"]
+        lines.append(f"average heartbeat: {beat['cycles_kept']} cycle(s){'' if beat['reliable'] else ', unreliable'}; "
+                     f"systole vs S1 {d['sys_to_s1_db']:+.1f} dB, vs diastole {d['sys_to_dia_db']:+.1f} dB, "
+                     f"systolic centroid {d['sys_centroid_hz']:.0f} Hz")
     lines.append("")
     width = max(len(f["name"]) for f in report["features"])
     lab_width = max(len("prediction"), *(len(f["label"]) for f in report["features"]))
@@ -286,6 +318,7 @@ class RecordingAnalysis:
     segmentation: Any
     waveform: np.ndarray
     sampling_rate: int
+    heartbeat: Any = None  # the average heartbeat (murmurlm.signal.heartbeat.Heartbeat)
 
 
 def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segment: bool = True,
@@ -307,6 +340,8 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
         sampling_rate = ANALYSIS_RATE
     segmentation, warning = (None, "segmentation switched off") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
+    heartbeat = pcg_heartbeat(waveform, sampling_rate, _segments(segmentation))
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
-                           source=source, segmentation_warning=warning, segmentation_method=segment_method)
-    return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate)
+                           source=source, segmentation_warning=warning, segmentation_method=segment_method,
+                           heartbeat=heartbeat)
+    return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate, heartbeat)

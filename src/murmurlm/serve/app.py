@@ -225,7 +225,7 @@ class _Service:
         """The blocking part of /v1/predict (runs in a worker thread)."""
         import torch
 
-        from murmurlm.inference.plot import plot_report
+        from murmurlm.inference.plot import plot_heartbeat, plot_report
         from murmurlm.inference.report import analyse_recording
 
         start = time.perf_counter()
@@ -240,6 +240,9 @@ class _Service:
             buf = io.BytesIO()
             plot_report(found.waveform, found.sampling_rate, report, found.segmentation, buf, title=filename)
             report["plot_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
+            buf = io.BytesIO()
+            plot_heartbeat(None, found.heartbeat, path=buf)
+            report["heartbeat_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
         report.pop("source", None)
         report["input"] = self.input_info(filename, data, rec)
         report["model"] = self.model_name

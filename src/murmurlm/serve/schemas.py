@@ -47,6 +47,15 @@ class QualityOut(BaseModel):
     detail: str
 
 
+class HeartbeatOut(BaseModel):
+    reliable: bool = Field(description="at least 2 plausible complete heart cycles were averaged")
+    cycles_kept: int
+    cycles_found: int
+    rejected: dict[str, int] = Field(description="complete cycles rejected, by reason")
+    fallback: str | None = Field(None, description="why the description is unreliable, when it is")
+    descriptors: dict[str, float] = Field(description="cycle-aligned descriptors (docs/descriptors.md)")
+
+
 class InputOut(BaseModel):
     filename: str
     bytes: int
@@ -59,16 +68,18 @@ class InputOut(BaseModel):
 
 class PredictResponse(BaseModel):
     input: InputOut
-    sampling_rate: int = Field(description="rate the model analysed (after resampling)")
+    sampling_rate: int = Field(description="rate of the analysis: segmentation, quality, figures (4000 Hz)")
     duration_s: float
     labels: dict[str, str]
     features: list[FeatureOut]
     segmentation: SegmentationOut
     quality: QualityOut
+    heartbeat: HeartbeatOut | None = Field(None, description="the average heartbeat and its descriptors")
     warnings: list[str]
     model: str
     elapsed_s: float
     plot_png: str | None = Field(None, description="base64 PNG of the report figure (?plot=true)")
+    heartbeat_png: str | None = Field(None, description="base64 PNG of the average heartbeat (?plot=true)")
 
 
 class AskResponse(BaseModel):

@@ -41,6 +41,11 @@ function show(name, data) {
     : "heart cycles: no segmentation");
   const q = data.quality;
   listItem(summary, `quality: ${q.flag} (${Math.round(q.usable_fraction * 100)}% usable; ${q.detail})`);
+  const beat = data.heartbeat;
+  if (beat) {
+    listItem(summary, `average heartbeat: ${beat.cycles_kept} cycle(s)` +
+                      (beat.reliable ? "" : ` (description unreliable: ${beat.fallback || "too few cycles"})`));
+  }
   listItem(summary, `model: ${data.model}, ${data.elapsed_s.toFixed(2)} s`);
   const warnings = document.getElementById("warnings");
   warnings.replaceChildren();
@@ -76,8 +81,16 @@ function show(name, data) {
   } else {
     plot.hidden = true;
   }
+  const beatFigure = document.getElementById("heartbeat-figure");
+  if (data.heartbeat_png) {
+    document.getElementById("heartbeat").src = "data:image/png;base64," + data.heartbeat_png;
+    beatFigure.hidden = false;
+  } else {
+    beatFigure.hidden = true;
+  }
   const copy = Object.assign({}, data);
   delete copy.plot_png;
+  delete copy.heartbeat_png;
   if (downloadUrl) URL.revokeObjectURL(downloadUrl);
   downloadUrl = URL.createObjectURL(new Blob([JSON.stringify(copy, null, 2)], {type: "application/json"}));
   const link = document.getElementById("download");

@@ -1,0 +1,424 @@
+"""Benchmark: describing the murmur from heart-cycle-aligned descriptors, against today's default,
+in 5-fold patient-wise CV on a CirCor folder (the characterization issue).
+
+    nice -n 10 .venv/bin/python benchmarks/characterization_cv.py --data $MURMURLM_CIRCOR \
+        --members runs/cv/default-s0,runs/cv/default-s1,runs/cv/default-s2
+
+``--members``: runs of ``benchmarks/compact_cv.py`` with the default config and seeds 0, 1, 2
+(``--runs runs/cv/default-s<seed> seed=<seed>``), i.e. today's default trained on each fold of
+``splits/circor-dev-5fold`` (each fold model never saw its held-out patients). Their fold models are
+combined into the fold's 3-seed ensemble, today's packaged default in small (murmur scale of
+``compact/default``). Every model below is scored on the same pooled out-of-fold patients.
+
+Models:
+
+- **default**: the 3-seed CNN ensemble, alone.
+- **descriptors**: the CNN decides whether there is a systolic murmur (Murmur Present and its
+  systolic timing not ``nan``); its character is then classified from the descriptors
+  (:mod:`murmurlm.signal.descriptors`) of the recording's average heartbeat
+  (:mod:`murmurlm.signal.heartbeat`), with cycles from the packaged Mamba segmenter: per patient the
+  mean descriptor vector over its recordings (no location label), standardised, and one
+  class-balanced logistic regression per systolic feature, fitted on the fold's training patients
+  that have a systolic murmur, its regularisation chosen by an inner 5-fold CV on those patients only.
+- **blend**: as *descriptors*, but the class probabilities are the mean of the descriptor model's and
+  the CNN's (renormalised over the murmur's classes): the CNN hears loudness and pitch, the
+  descriptors place the murmur in the cycle. Fixed at 0.5 in advance, not tuned.
+- **descriptors, heard** and **blend, heard**: the same, with each patient's recordings pooled where the
+  murmur is heard: at training by the labelled murmur locations, at test weighted by the CNN's
+  P(Murmur=Present) of each recording (the fold model's, so nothing of the test patient's labels).
+- each of the three single-seed CNNs and its blend, for the spread over seeds.
+
+Reported: per feature macro-F1 and UAR among the patients with that murmur, murmur weighted
+accuracy, the pooled out-of-fold recall and precision of every long-tail class, inference speed with
+segmentation (one core, multiple of real time) and the descriptor model's training time and memory.
+
+Writes ``benchmarks/results/characterization_cv.{json,md}``; descriptors and segmentations are
+cached under ``--runs`` (``runs/characterization``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from summary import summarise_all  # noqa: E402
+
+from murmurlm.data import labels as L  # noqa: E402
+from murmurlm.data.circor import load_circor, read_tsv  # noqa: E402
+from murmurlm.data.splits import repository_split  # noqa: E402
+from murmurlm.evaluate.predictions import PROB_COLUMN, write_predictions  # noqa: E402
+from murmurlm.evaluate.report import evaluate_with_baselines  # noqa: E402
+from murmurlm.inference.predict import combine_models, load_model  # noqa: E402
+from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, descriptor_vector  # noqa: E402
+from murmurlm.signal.features import recording_features  # noqa: E402
+from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
+
+log = logging.getLogger("benchmarks.characterization_cv")
+RESULTS = REPO / "benchmarks" / "results"
+DEFAULT_SCALE = [1.0, 0.35, 1.0]  # compact/default's murmur scale (the packaged default's)
+LONG_TAIL = {"Systolic murmur timing": ["Mid-systolic", "Late-systolic"], "Systolic murmur shape": ["Crescendo"],
+             "Systolic murmur quality": ["Musical"],
+             **{f.name: [c for c in f.classes if c != L.NO_MURMUR] for f in L.DIASTOLIC}}
+C_GRID = (0.03, 0.1, 0.3, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# descriptors
+
+
+def recording_segments(rec, seg_dir: Path):
+    """The packaged Mamba segmenter's states for a recording, computed once and kept as a .tsv."""
+    path = seg_dir / f"{rec.name}.tsv"
+    if not path.exists():
+        from murmurlm.signal.segment import pcg_segment
+        from murmurlm.signal.segment.io import write_tsv
+
+        seg = pcg_segment(rec.load_audio(), rec.sampling_rate, method="mamba")
+        write_tsv(path, seg.segments)
+    return read_tsv(path)[0]
+
+
+def all_descriptors(dataset, seg_dir: Path, cache: Path) -> dict[str, np.ndarray]:
+    """Descriptor vector of every recording (cached in one .npz keyed by recording name)."""
+    from tqdm.auto import tqdm
+
+    known: dict[str, np.ndarray] = {}
+    if cache.exists():
+        with np.load(cache) as z:
+            if list(z["names"]) == list(DESCRIPTOR_NAMES):
+                known = {k: z[k] for k in z.files if k != "names"}
+    todo = [r for r in dataset.recordings if r.name not in known]
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    for rec in tqdm(todo, desc="descriptors", unit="rec", disable=not todo):
+        beat = pcg_heartbeat(rec.load_audio(), rec.sampling_rate, recording_segments(rec, seg_dir))
+        known[rec.name] = descriptor_vector(beat).astype(np.float64)
+    if todo:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, names=np.array(DESCRIPTOR_NAMES), **known)
+    return known
+
+
+def patient_matrix(patients, descriptors: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+    """One row per patient: the mean descriptor vector of its recordings, weighted by ``weights``
+    (recording name -> weight; a patient whose weights are all 0 gets the plain mean)."""
+    rows = []
+    for p in patients:
+        x = np.stack([descriptors[r.name] for r in p.recordings])
+        w = np.array([1.0 if weights is None else weights.get(r.name, 0.0) for r in p.recordings])
+        rows.append((w @ x) / w.sum() if w.sum() > 0 else x.mean(axis=0))
+    return np.stack(rows)
+
+
+def heard_weights(patients) -> dict[str, float]:
+    """Training patients: 1 for the recordings at the patient's labelled murmur locations, else 0."""
+    return {r.name: float(r.location in p.murmur_locations) for p in patients for r in p.recordings}
+
+
+# --------------------------------------------------------------------------------------------
+# the descriptor model
+
+
+def fit_feature(x: np.ndarray, y: np.ndarray, seed: int):
+    """Standardise + class-balanced logistic regression; C by inner stratified CV (macro-F1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def model(c):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+
+    counts = pd.Series(y).value_counts()
+    folds = int(min(5, counts.min())) if len(counts) > 1 else 0
+    best_c = 0.1
+    if folds >= 2:
+        scores = {}
+        for c in C_GRID:
+            pred = cross_val_predict(model(c), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+            scores[c] = f1_score(y, pred, average="macro")
+        best_c = max(scores, key=scores.get)
+    if len(counts) == 1:
+        return None, best_c
+    return model(best_c).fit(x, y), best_c
+
+
+def descriptor_probabilities(train_patients, test_patients, descriptors, seed: int, chosen: list | None = None,
+                             test_weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Per systolic feature, class probabilities (over the murmur's classes, schema order) of the
+    test patients, from a model fitted on the training patients with a systolic murmur.
+    ``test_weights`` (recording -> weight, e.g. the CNN's P(Murmur=Present)) pools a test patient's
+    recordings where the murmur is heard, as the training side pools its labelled murmur locations;
+    None: plain means on both sides."""
+    with_murmur = [p for p in train_patients if p.has_murmur("systolic")]
+    x_train = patient_matrix(with_murmur, descriptors, None if test_weights is None else heard_weights(with_murmur))
+    x_test = patient_matrix(test_patients, descriptors, test_weights)
+    out = {}
+    for f in L.SYSTOLIC:
+        classes = [c for c in f.classes if c != L.NO_MURMUR]
+        y = np.array([p.labels[f.name] for p in with_murmur])
+        fitted, c = fit_feature(x_train, y, seed)
+        if chosen is not None:
+            chosen.append(c)
+        probs = np.zeros((len(test_patients), len(classes)))
+        if fitted is None:  # one class in training: it is the answer
+            probs[:, classes.index(y[0])] = 1.0
+        else:
+            got = fitted.predict_proba(x_test)
+            for j, c in enumerate(fitted.classes_):
+                probs[:, classes.index(c)] = got[:, j]
+        out[f.name] = probs
+    return out
+
+
+def with_character(frame: pd.DataFrame, desc: dict[str, np.ndarray], weight: float) -> pd.DataFrame:
+    """The CNN's frame with its systolic character replaced: probabilities ``weight`` x descriptors
+    + (1 - weight) x the CNN's own (over the murmur's classes), P(nan) kept; labels the argmax where the
+    CNN says there is a systolic murmur, ``nan`` elsewhere (as before)."""
+    out = frame.copy()
+    heard = (out[L.MURMUR.name] == "Present") & (out[L.SYSTOLIC[0].name] != L.NO_MURMUR)
+    for f in L.SYSTOLIC:
+        classes = [c for c in f.classes if c != L.NO_MURMUR]
+        cols = [PROB_COLUMN.format(feature=f.name, cls=c) for c in classes]
+        cnn = out[cols].to_numpy(dtype=np.float64)
+        p_none = 1.0 - cnn.sum(axis=1, keepdims=True)
+        cnn = cnn / np.clip(cnn.sum(axis=1, keepdims=True), 1e-12, None)
+        mixed = weight * desc[f.name] + (1.0 - weight) * cnn
+        out[cols] = mixed * (1.0 - p_none)
+        labels = np.array(classes)[mixed.argmax(axis=1)]
+        out[f.name] = np.where(heard, labels, L.NO_MURMUR)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the CNN side
+
+
+def fold_predictor(members: list[Path], i: int, runs: Path):
+    """The fold's 3-seed ensemble (written once), with the default murmur scale."""
+    if len(members) == 1:  # a single seed (smoke runs): the fold model itself
+        return load_model(members[0] / f"fold{i}" / "best.pt")
+    path = runs / f"fold{i}" / "default-ensemble.pt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        combine_models([m / f"fold{i}" / "best.pt" for m in members], path, murmur_scale=DEFAULT_SCALE)
+    return load_model(path)
+
+
+def patient_frame(predictor, patients, cache_dir) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The predictor's patient frame, and each recording's P(Murmur=Present)."""
+    recordings = [r for p in patients for r in p.recordings]
+    feats = recording_features(recordings, predictor.front_end, cache_dir=cache_dir, use_cache=True, progress=False)
+    probs = predictor.predict_features(feats)
+    present = {r.name: float(q[L.MURMUR.name][L.MURMUR.classes.index("Present")]) for r, q in zip(recordings, probs)}
+    it = iter(probs)
+    return predictor.predict_patients({p.patient_id: [next(it) for _ in p.recordings] for p in patients}), present
+
+
+def conditional_scores(frame: pd.DataFrame, truth: dict) -> dict:
+    """The description alone, the murmur taken as present (as the issue's probe and the independent
+    findings measure it): among the patients with a systolic murmur, each feature's argmax over the
+    murmur's classes against the truth; macro-F1 and UAR over the classes these patients have."""
+    from sklearn.metrics import f1_score, recall_score
+
+    ids = [pid for pid in frame.index.astype(str) if L.has_murmur(truth[pid], "systolic")]
+    out = {}
+    for f in L.SYSTOLIC:
+        classes = [c for c in f.classes if c != L.NO_MURMUR]
+        cols = [PROB_COLUMN.format(feature=f.name, cls=c) for c in classes]
+        pred = np.array(classes)[frame.loc[ids, cols].to_numpy(dtype=np.float64).argmax(axis=1)]
+        true = np.array([truth[pid][f.name] for pid in ids])
+        present = sorted(set(true))
+        out[f.name] = {"macro_f1": float(f1_score(true, pred, labels=present, average="macro", zero_division=0)),
+                       "uar": float(recall_score(true, pred, labels=present, average="macro", zero_division=0)),
+                       "patients": len(ids)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# speed
+
+
+def inference_speed(predictor, dataset, num: int = 40) -> dict:
+    """One core: read, CNN, Mamba segmentation, heartbeat and descriptors, per recording."""
+    from murmurlm.signal.segment import pcg_segment
+
+    torch.set_num_threads(1)
+    recs = dataset.recordings[:num]
+    wave = recs[0].load_audio()
+    pcg_segment(wave, recs[0].sampling_rate, method="mamba")  # warm-up (loads the segmenter)
+    predictor.predict_waveform(wave, recs[0].sampling_rate)
+    parts = {"cnn": 0.0, "segment": 0.0, "descriptors": 0.0, "read": 0.0}
+    audio_s = 0.0
+    for rec in recs:
+        t = time.perf_counter()
+        wave = rec.load_audio()
+        parts["read"] += time.perf_counter() - t
+        audio_s += len(wave) / rec.sampling_rate
+        t = time.perf_counter()
+        predictor.predict_waveform(wave, rec.sampling_rate)
+        parts["cnn"] += time.perf_counter() - t
+        t = time.perf_counter()
+        seg = pcg_segment(wave, rec.sampling_rate, method="mamba")
+        parts["segment"] += time.perf_counter() - t
+        t = time.perf_counter()
+        descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, seg.segments))
+        parts["descriptors"] += time.perf_counter() - t
+    total = sum(parts.values())
+    return {"recordings": len(recs), "audio_seconds": round(audio_s, 1),
+            "realtime_factor_total": round(audio_s / total, 1),
+            "realtime_factor_default_only": round(audio_s / (parts["read"] + parts["cnn"]), 1),
+            **{f"seconds_{k}": round(v, 3) for k, v in parts.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def fmt(v, d: int = 3) -> str:
+    return "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
+
+
+def long_tail_rows(results: dict, names: list[str]) -> list[str]:
+    rows = []
+    for feature, classes in LONG_TAIL.items():
+        for c in classes:
+            support = results[names[0]]["features"][feature]["all"]["per_class"][c]["support"]
+            if not support:
+                continue
+            cells = []
+            for n in names:
+                pc = results[n]["features"][feature]["all"]["per_class"][c]
+                cells.append(f"{fmt(pc['recall'], 2)} / {fmt(pc['precision'], 2)}")
+            rows.append(f"| {feature}: {c} | {support} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    s = report["summary"]
+    names = report["models"]
+    lines = [f"# Murmur characterization: cycle-aligned descriptors vs today's default, 5-fold CV on {report['data']}",
+             "", f"Command: `{report['command']}`", "",
+             f"Folds: {report['folds']}; {report['num_patients']} patients, each predicted once by models that never "
+             "saw it. *default*: the 3-seed CNN ensemble of `compact/default` per fold. *descriptors* and *blend*: "
+             "the CNN decides whether there is a systolic murmur; its character comes from the descriptors "
+             "(logistic regression) or from the mean of the descriptor and CNN probabilities. "
+             "*heard*: recordings pooled where the murmur is heard (labelled locations at training, the CNN's "
+             "P(Present) at test). `s<k>`: the single-seed CNN of seed k and its blend.", "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, label in (("murmur_weighted_accuracy", "Murmur weighted accuracy ↑"),
+                       ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
+                       ("systolic_char_uar", "Mean UAR, systolic features, murmur patients ↑")):
+        lines.append(f"| {label} | " + " | ".join(fmt(s[n][key]) for n in names) + " |")
+    lines += ["", "End to end, as the evaluator scores it: among the patients with a systolic murmur, macro-F1 / UAR "
+              "per feature, a murmur the model missed counting as a wrong answer (`nan` is one of the classes):", "",
+              "| feature | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for f in L.SYSTOLIC:
+        lines.append(f"| {f.name} | " + " | ".join(
+            f"{fmt(s[n]['features'][f.name]['macro_f1_murmur_patients'])} / "
+            f"{fmt(s[n]['features'][f.name]['uar_murmur_patients'])}" for n in names) + " |")
+    c = report["conditional"]
+    lines += ["", "The description alone, the murmur taken as present (patients with a systolic murmur; each "
+              "feature's most probable murmur class; macro-F1 / UAR over the classes these patients have; "
+              "the issue's targets are stated for this view):", "",
+              "| feature | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for f in L.SYSTOLIC:
+        lines.append(f"| {f.name} | " + " | ".join(
+            f"{fmt(c[n][f.name]['macro_f1'])} / {fmt(c[n][f.name]['uar'])}" for n in names) + " |")
+    lines += ["", "Long-tail classes: pooled out-of-fold recall / precision (all patients):", "",
+              "| class | patients | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names),
+              *long_tail_rows(report["results"], names)]
+    sp, tr = report["speed"], report["descriptor_training"]
+    lines += ["", f"Inference, one core, {sp['recordings']} recordings ({sp['audio_seconds']} s of audio): "
+              f"read + CNN + Mamba segmentation + heartbeat + descriptors {sp['realtime_factor_total']}x real time "
+              f"(the CNN alone, with reading: {sp['realtime_factor_default_only']}x); seconds: read {sp['seconds_read']}, "
+              f"CNN {sp['seconds_cnn']}, segmentation {sp['seconds_segment']}, descriptors {sp['seconds_descriptors']}.",
+              f"Descriptor model training: {tr['seconds']:.1f} s CPU for all folds and seeds "
+              f"(regularisation chosen per fold and feature: {tr['chosen_c']}); the CNN's training is that of "
+              "`compact_cv.py` (its results files). Peak resident memory of this process: "
+              f"{report['peak_rss_mb']:.0f} MB.", ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--members", required=True, help="comma-separated compact_cv.py run folders (one per seed)")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "characterization")
+    parser.add_argument("--segmentations", type=Path, default=None,
+                        help="folder of <recording>.tsv from `murmurlm segment predict mamba` (default: RUNS/segments)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--bootstrap", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    members = [Path(m) for m in args.members.split(",")]
+    dataset = load_circor(args.data, on_error="skip")
+    found = repository_split(args.data, (p.patient_id for p in dataset.patients), k=5)
+    if found is None:
+        raise SystemExit("needs the committed 5-fold split of this folder (splits/<name>-5fold), as compact_cv.py")
+    folds, where = found
+    by_id = dataset.by_id()
+    seg_dir = args.segmentations or args.runs / "segments"
+    descriptors = all_descriptors(dataset, seg_dir, args.runs / "descriptors.npz")
+    cache_dir = args.runs / "features"
+
+    frames: dict[str, list[pd.DataFrame]] = {}
+    fit_seconds, chosen = 0.0, []
+    for i, fold in enumerate(folds):
+        test = [by_id[p] for p in fold.val]
+        train = [by_id[p] for p in fold.train]
+        cnn, present = patient_frame(fold_predictor(members, i, args.runs), test, cache_dir)
+        t = time.process_time()
+        desc = descriptor_probabilities(train, test, descriptors, seed=i, chosen=chosen)
+        heard = descriptor_probabilities(train, test, descriptors, seed=i, test_weights=present)
+        fit_seconds += time.process_time() - t
+        frames.setdefault("default", []).append(cnn)
+        frames.setdefault("descriptors", []).append(with_character(cnn, desc, 1.0))
+        frames.setdefault("blend", []).append(with_character(cnn, desc, 0.5))
+        frames.setdefault("descriptors, heard", []).append(with_character(cnn, heard, 1.0))
+        frames.setdefault("blend, heard", []).append(with_character(cnn, heard, 0.5))
+        for k, m in enumerate(members):
+            single = load_model(m / f"fold{i}" / "best.pt")
+            single_frame, _ = patient_frame(single, test, cache_dir)
+            frames.setdefault(f"s{k}", []).append(single_frame)
+            frames.setdefault(f"s{k} blend", []).append(with_character(single_frame, desc, 0.5))
+        log.info("fold %d: %d test patients", i, len(test))
+    pooled = {name: pd.concat(parts) for name, parts in frames.items()}
+    for name, frame in pooled.items():
+        write_predictions(frame, args.runs / "predictions" / f"{name.replace(' ', '_')}.csv")
+    truth = {pid: by_id[pid].labels for pid in pooled["default"].index.astype(str)}
+    train_labels = [p.labels for p in dataset.patients]  # baselines are not the point here
+    results = evaluate_with_baselines(pooled, truth, train_labels, known_ids=list(by_id), bootstrap=args.bootstrap,
+                                      seed=0)
+    names = list(pooled)
+    report = {"data": str(args.data), "folds": str(where), "num_patients": len(truth),
+              "command": "nice -n 10 .venv/bin/python benchmarks/characterization_cv.py " + " ".join(argv or sys.argv[1:]),
+              "models": names, "conditional": {n: conditional_scores(pooled[n], truth) for n in names},
+              "summary": summarise_all({n: results[n] for n in names}),
+              "results": {n: results[n] for n in names},
+              "speed": inference_speed(fold_predictor(members, 0, args.runs), dataset),
+              "descriptor_training": {"seconds": fit_seconds, "chosen_c": {str(c): chosen.count(c) for c in sorted(set(chosen))}},
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "characterization_cv.json").write_text(json.dumps(
+        {k: v for k, v in report.items() if k != "results"}, indent=2, default=str) + "\n")
+    write_markdown(report, args.out / "characterization_cv.md")
+    log.info("wrote %s", args.out / "characterization_cv.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
