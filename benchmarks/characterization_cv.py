@@ -26,6 +26,10 @@ Models:
 - **descriptors, heard** and **blend, heard**: the same, with each patient's recordings pooled where the
   murmur is heard: at training by the labelled murmur locations, at test weighted by the CNN's
   P(Murmur=Present) of each recording (the fold model's, so nothing of the test patient's labels).
+- **blend, transplants**: the blend, its timing, shape and quality regressions also fitted on
+  murmur transplants (:func:`murmurlm.signal.synth.transplant_murmur`): ``--transplants`` synthetic
+  murmurs of every class of the feature, laid into murmur-free recordings of the fold's training
+  patients, so that the rare classes (Mid-/Late-systolic, Crescendo, Musical) have examples.
 - each of the three single-seed CNNs and its blend, for the spread over seeds.
 
 Reported: per feature macro-F1 and UAR among the patients with that murmur, murmur weighted
@@ -127,6 +131,66 @@ def heard_weights(patients) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------
+# the long tail: murmur transplants
+
+
+TRANSPLANT_FEATURES = ("Systolic murmur timing", "Systolic murmur shape", "Systolic murmur quality")
+"""The features with rare classes (Mid-/Late-systolic, Crescendo, Musical) that transplants feed."""
+
+
+def transplant_rows(donors, murmur_patients, per_class: int, seg_dir: Path, seed: int) -> dict[str, tuple]:
+    """Synthetic training rows: for each of :data:`TRANSPLANT_FEATURES` and each of its classes,
+    ``per_class`` murmurs of that class (the other four attributes copied from a random real
+    murmur patient of the training fold) laid by :func:`murmurlm.signal.synth.transplant_murmur`
+    into a random murmur-free training recording, described like a real one.
+    Returns feature -> (descriptor rows, labels)."""
+    from murmurlm.signal.synth import MurmurSpec, transplant_murmur
+
+    rng = np.random.default_rng(seed)
+    attrs = ("timing", "shape", "grade", "pitch", "quality")
+    out = {}
+    for feature in TRANSPLANT_FEATURES:
+        f = L.feature(feature)
+        which = attrs[[g.name for g in L.SYSTOLIC].index(feature)]
+        rows, labels = [], []
+        for cls in f.present_classes:
+            for _ in range(per_class):
+                real = murmur_patients[rng.integers(len(murmur_patients))].labels
+                spec = MurmurSpec("systolic", **{a: real[g.name] for a, g in zip(attrs, L.SYSTOLIC)} | {which: cls})
+                rec = donors[rng.integers(len(donors))]
+                segments = recording_segments(rec, seg_dir)
+                wave = transplant_murmur(rec.load_audio(), rec.sampling_rate, segments, spec, seed=int(rng.integers(1 << 30)))
+                rows.append(descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, segments)))
+                labels.append(cls)
+        out[feature] = (np.stack(rows), np.array(labels))
+    return out
+
+
+COMPARED = {"Systolic murmur timing": ("sys_centre_time", "sys_frac_early", "sys_frac_late"),
+            "Systolic murmur shape": ("sys_slope_db", "sys_curvature_db"),
+            "Systolic murmur quality": ("sys_flatness", "sys_tonal_prominence_db", "sys_to_s1_db")}
+
+
+def compare_synthetic(extra: dict[str, tuple], murmur_patients, descriptors) -> list[dict]:
+    """Before trusting transplants: per class, the median of the descriptors that define it, on
+    real murmur patients (mean over their recordings) and on the transplants."""
+    index = {n: i for i, n in enumerate(DESCRIPTOR_NAMES)}
+    real_x = patient_matrix(murmur_patients, descriptors)
+    rows = []
+    for feature, names in COMPARED.items():
+        x_syn, y_syn = extra[feature]
+        y_real = np.array([p.labels[feature] for p in murmur_patients])
+        for cls in L.feature(feature).present_classes:
+            for name in names:
+                real = real_x[y_real == cls, index[name]]
+                syn = x_syn[y_syn == cls, index[name]]
+                rows.append({"feature": feature, "class": cls, "descriptor": name, "real_patients": int(len(real)),
+                             "real_median": float(np.median(real)) if len(real) else None,
+                             "synthetic_median": float(np.median(syn)) if len(syn) else None})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # the descriptor model
 
 
@@ -156,12 +220,14 @@ def fit_feature(x: np.ndarray, y: np.ndarray, seed: int):
 
 
 def descriptor_probabilities(train_patients, test_patients, descriptors, seed: int, chosen: list | None = None,
-                             test_weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                             test_weights: dict[str, float] | None = None,
+                             extra: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """Per systolic feature, class probabilities (over the murmur's classes, schema order) of the
     test patients, from a model fitted on the training patients with a systolic murmur.
     ``test_weights`` (recording -> weight, e.g. the CNN's P(Murmur=Present)) pools a test patient's
     recordings where the murmur is heard, as the training side pools its labelled murmur locations;
-    None: plain means on both sides."""
+    None: plain means on both sides. ``extra``: feature -> (rows, labels) added to its training
+    rows (:func:`transplant_rows`); the choice of regularisation still uses the real rows only."""
     with_murmur = [p for p in train_patients if p.has_murmur("systolic")]
     x_train = patient_matrix(with_murmur, descriptors, None if test_weights is None else heard_weights(with_murmur))
     x_test = patient_matrix(test_patients, descriptors, test_weights)
@@ -170,6 +236,9 @@ def descriptor_probabilities(train_patients, test_patients, descriptors, seed: i
         classes = [c for c in f.classes if c != L.NO_MURMUR]
         y = np.array([p.labels[f.name] for p in with_murmur])
         fitted, c = fit_feature(x_train, y, seed)
+        if extra and f.name in extra and fitted is not None:
+            x_more, y_more = extra[f.name]
+            fitted = fitted.fit(np.concatenate([x_train, x_more]), np.concatenate([y, y_more]))
         if chosen is not None:
             chosen.append(c)
         probs = np.zeros((len(test_patients), len(classes)))
@@ -316,7 +385,8 @@ def write_markdown(report: dict, path: Path) -> None:
              "the CNN decides whether there is a systolic murmur; its character comes from the descriptors "
              "(logistic regression) or from the mean of the descriptor and CNN probabilities. "
              "*heard*: recordings pooled where the murmur is heard (labelled locations at training, the CNN's "
-             "P(Present) at test). `s<k>`: the single-seed CNN of seed k and its blend.", "",
+             "P(Present) at test). *transplants*: the blend with synthetic murmurs of every timing, shape and quality "
+             "class added to the training rows. `s<k>`: the single-seed CNN of seed k and its blend.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label in (("murmur_weighted_accuracy", "Murmur weighted accuracy ↑"),
                        ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
@@ -340,12 +410,19 @@ def write_markdown(report: dict, path: Path) -> None:
     lines += ["", "Long-tail classes: pooled out-of-fold recall / precision (all patients):", "",
               "| class | patients | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names),
               *long_tail_rows(report["results"], names)]
+    lines += ["", "Transplants against real murmurs (fold 0's training patients): the median of the descriptors "
+              "that define each class (docs/descriptors.md).", "",
+              "| feature: class | descriptor | real patients | real median | transplant median |", "|---|---|---:|---:|---:|"]
+    for r in report["synthetic_vs_real"]:
+        lines.append(f"| {r['feature']}: {r['class']} | {r['descriptor']} | {r['real_patients']} | "
+                     f"{fmt(r['real_median'], 2)} | {fmt(r['synthetic_median'], 2)} |")
     sp, tr = report["speed"], report["descriptor_training"]
     lines += ["", f"Inference, one core, {sp['recordings']} recordings ({sp['audio_seconds']} s of audio): "
               f"read + CNN + Mamba segmentation + heartbeat + descriptors {sp['realtime_factor_total']}x real time "
               f"(the CNN alone, with reading: {sp['realtime_factor_default_only']}x); seconds: read {sp['seconds_read']}, "
               f"CNN {sp['seconds_cnn']}, segmentation {sp['seconds_segment']}, descriptors {sp['seconds_descriptors']}.",
-              f"Descriptor model training: {tr['seconds']:.1f} s CPU for all folds and seeds "
+              f"Descriptor model training: {tr['seconds']:.1f} s CPU for all folds (transplants: "
+              f"{tr['transplant_seconds']:.1f} s to make and describe) "
               f"(regularisation chosen per fold and feature: {tr['chosen_c']}); the CNN's training is that of "
               "`compact_cv.py` (its results files). Peak resident memory of this process: "
               f"{report['peak_rss_mb']:.0f} MB.", ""]
@@ -361,6 +438,8 @@ def main(argv=None) -> int:
                         help="folder of <recording>.tsv from `murmurlm segment predict mamba` (default: RUNS/segments)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--bootstrap", type=int, default=0)
+    parser.add_argument("--transplants", type=int, default=15,
+                        help="synthetic murmurs per class and fold for the transplant variant")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -376,7 +455,7 @@ def main(argv=None) -> int:
     cache_dir = args.runs / "features"
 
     frames: dict[str, list[pd.DataFrame]] = {}
-    fit_seconds, chosen = 0.0, []
+    fit_seconds, transplant_seconds, chosen = 0.0, 0.0, []
     for i, fold in enumerate(folds):
         test = [by_id[p] for p in fold.val]
         train = [by_id[p] for p in fold.train]
@@ -385,11 +464,19 @@ def main(argv=None) -> int:
         desc = descriptor_probabilities(train, test, descriptors, seed=i, chosen=chosen)
         heard = descriptor_probabilities(train, test, descriptors, seed=i, test_weights=present)
         fit_seconds += time.process_time() - t
+        donors = [r for p in train if p.labels[L.MURMUR.name] == "Absent" for r in p.recordings]
+        t = time.process_time()
+        extra = transplant_rows(donors, [p for p in train if p.has_murmur("systolic")], args.transplants, seg_dir, seed=i)
+        transplant_seconds += time.process_time() - t
+        grafted = descriptor_probabilities(train, test, descriptors, seed=i, extra=extra)
+        if i == 0:
+            comparison = compare_synthetic(extra, [p for p in train if p.has_murmur("systolic")], descriptors)
         frames.setdefault("default", []).append(cnn)
         frames.setdefault("descriptors", []).append(with_character(cnn, desc, 1.0))
         frames.setdefault("blend", []).append(with_character(cnn, desc, 0.5))
         frames.setdefault("descriptors, heard", []).append(with_character(cnn, heard, 1.0))
         frames.setdefault("blend, heard", []).append(with_character(cnn, heard, 0.5))
+        frames.setdefault("blend, transplants", []).append(with_character(cnn, grafted, 0.5))
         for k, m in enumerate(members):
             single = load_model(m / f"fold{i}" / "best.pt")
             single_frame, _ = patient_frame(single, test, cache_dir)
@@ -410,7 +497,8 @@ def main(argv=None) -> int:
               "summary": summarise_all({n: results[n] for n in names}),
               "results": {n: results[n] for n in names},
               "speed": inference_speed(fold_predictor(members, 0, args.runs), dataset),
-              "descriptor_training": {"seconds": fit_seconds, "chosen_c": {str(c): chosen.count(c) for c in sorted(set(chosen))}},
+              "descriptor_training": {"seconds": fit_seconds, "transplant_seconds": transplant_seconds, "chosen_c": {str(c): chosen.count(c) for c in sorted(set(chosen))}},
+              "synthetic_vs_real": comparison,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "characterization_cv.json").write_text(json.dumps(

@@ -133,8 +133,12 @@ def evaluate_command(
     loaded = load_segmenter(model) if model else None
     result = evaluate_segmenter(loaded if loaded is not None else method, dataset.recordings, method=method)
     if result.recordings == 0:
-        raise MurmurlmError(f"{data}: no recording with a .tsv segmentation among the selected patients")
+        why = f" ({len(result.failed)} failed, e.g. {result.failed[0][0]}: {result.failed[0][1]})" if result.failed else ""
+        raise MurmurlmError(f"{data}: no recording with a .tsv segmentation could be scored among the selected "
+                            f"patients{why}")
     summary = {"method": method, "model": str(model) if model else "default", **result.summary()}
+    for name, err in result.failed:
+        typer.echo(f"not scored: {name}: {err}", err=True)
     table = Table(title=f"segmentation: {method} on {len(dataset.patients)} patients")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -143,7 +147,7 @@ def evaluate_command(
     Console(stderr=False).print(table)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        json_out.write_text(json.dumps({**summary, "failed": [list(f) for f in result.failed]}, indent=2) + "\n")
 
 
 def register(app: typer.Typer) -> None:

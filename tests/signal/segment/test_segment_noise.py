@@ -62,3 +62,28 @@ def test_the_reported_recording_at_5_db_pink_noise_is_segmented(circor_root):
     noisy = x + pink_noise(len(x), zlib.crc32(b"50782_AV_2.flac")) * np.sqrt(np.mean(x ** 2)) * 10 ** (-5 / 20)
     seg = pcg_segment(noisy, sr, method="springer")
     assert len(seg.segments) > 0 and seg.segments[-1].end == pytest.approx(len(x) / sr, abs=0.05)
+
+
+def test_one_failing_recording_does_not_lose_the_evaluation(tmp_path, monkeypatch):
+    """`segment evaluate`: a recording the segmenter cannot handle is listed, the others scored."""
+    import murmurlm.signal.segment as seg_module
+    from murmurlm.data.circor import load_circor
+    from murmurlm.signal.segment.evaluation import evaluate_segmenter
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    root = tmp_path / "circor"
+    write_synthetic_circor(root, num_patients=3, seed=1, locations=("AV", "MV"), duration=(4.0, 4.0))
+    recordings = load_circor(root).recordings
+    real = seg_module.pcg_segment
+    victim = recordings[1].name
+
+    def flaky(wave, rate, method="springer", model=None):
+        if len(wave) == len(recordings[1].load_audio()) and np.array_equal(wave, recordings[1].load_audio()):
+            raise ValueError("zero-size array to reduction operation minimum which has no identity")
+        return real(wave, rate, method=method, model=model)
+
+    monkeypatch.setattr(seg_module, "pcg_segment", flaky)
+    result = evaluate_segmenter("springer", recordings, progress=False)
+    assert result.recordings == len(recordings) - 1
+    assert [name for name, _ in result.failed] == [victim] and "zero-size" in result.failed[0][1]
+    assert result.summary()["failed_recordings"] == 1

@@ -37,10 +37,12 @@ class EvaluationResult:
     audio_seconds: float = 0.0
     seconds: float = 0.0
     heart_rate_errors: list[float] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (recording, error) not scored
 
     def summary(self) -> dict[str, float]:
         out = self.counts.summary()
         out["recordings"] = self.recordings
+        out["failed_recordings"] = len(self.failed)
         out["audio_minutes"] = round(self.audio_seconds / 60, 2)
         out["seconds_per_audio_minute"] = round(60 * self.seconds / self.audio_seconds, 4) if self.audio_seconds else float("nan")
         if self.heart_rate_errors:
@@ -76,12 +78,18 @@ def evaluate_segmenter(model: Any, recordings: Sequence[Recording], method: str 
     result = EvaluationResult()
     annotated = [r for r in recordings if r.segmentation_path is not None]
     for rec in tqdm(annotated, desc=f"segment ({method})", disable=not progress, leave=False):
-        wave = rec.load_audio()
-        reference = rec.load_segments()
+        try:
+            wave = rec.load_audio()
+            reference = rec.load_segments()
+            t0 = time.perf_counter()
+            seg = pcg_segment(wave, rec.sampling_rate, method=method, model=model)
+            elapsed = time.perf_counter() - t0
+        except Exception as err:  # one bad recording must not lose the whole evaluation
+            log.warning("%s: not scored: %s", rec.audio_path, err)
+            result.failed.append((rec.name, f"{type(err).__name__}: {err}"))
+            continue
         duration = len(wave) / rec.sampling_rate
-        t0 = time.perf_counter()
-        seg = pcg_segment(wave, rec.sampling_rate, method=method, model=model)
-        result.seconds += time.perf_counter() - t0
+        result.seconds += elapsed
         result.audio_seconds += duration
         result.recordings += 1
         result.counts = result.counts + score_segmentation(reference, seg.segments, duration, seg.frame_rate)
