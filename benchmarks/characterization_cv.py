@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from summary import summarise_all  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
-from murmurlm.data.circor import load_circor, read_tsv  # noqa: E402
+from murmurlm.data.circor import load_circor  # noqa: E402
 from murmurlm.data.splits import repository_split  # noqa: E402
 from murmurlm.evaluate.predictions import PROB_COLUMN, write_predictions  # noqa: E402
 from murmurlm.evaluate.report import evaluate_with_baselines  # noqa: E402
@@ -68,6 +68,7 @@ from murmurlm.inference.predict import combine_models, load_model  # noqa: E402
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, descriptor_vector  # noqa: E402
 from murmurlm.signal.features import recording_features  # noqa: E402
 from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
+from murmurlm.train.descriptors import choose_regularisation, recording_segments, transplant_rows  # noqa: E402
 
 log = logging.getLogger("benchmarks.characterization_cv")
 RESULTS = REPO / "benchmarks" / "results"
@@ -75,23 +76,10 @@ DEFAULT_SCALE = [1.0, 0.35, 1.0]  # compact/default's murmur scale (the packaged
 LONG_TAIL = {"Systolic murmur timing": ["Mid-systolic", "Late-systolic"], "Systolic murmur shape": ["Crescendo"],
              "Systolic murmur quality": ["Musical"],
              **{f.name: [c for c in f.classes if c != L.NO_MURMUR] for f in L.DIASTOLIC}}
-C_GRID = (0.03, 0.1, 0.3, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
 # descriptors
-
-
-def recording_segments(rec, seg_dir: Path):
-    """The packaged Mamba segmenter's states for a recording, computed once and kept as a .tsv."""
-    path = seg_dir / f"{rec.name}.tsv"
-    if not path.exists():
-        from murmurlm.signal.segment import pcg_segment
-        from murmurlm.signal.segment.io import write_tsv
-
-        seg = pcg_segment(rec.load_audio(), rec.sampling_rate, method="mamba")
-        write_tsv(path, seg.segments)
-    return read_tsv(path)[0]
 
 
 def all_descriptors(dataset, seg_dir: Path, cache: Path) -> dict[str, np.ndarray]:
@@ -106,7 +94,7 @@ def all_descriptors(dataset, seg_dir: Path, cache: Path) -> dict[str, np.ndarray
     todo = [r for r in dataset.recordings if r.name not in known]
     seg_dir.mkdir(parents=True, exist_ok=True)
     for rec in tqdm(todo, desc="descriptors", unit="rec", disable=not todo):
-        beat = pcg_heartbeat(rec.load_audio(), rec.sampling_rate, recording_segments(rec, seg_dir))
+        beat = pcg_heartbeat(rec.load_audio(), rec.sampling_rate, recording_segments(rec, "mamba", seg_dir))
         known[rec.name] = descriptor_vector(beat).astype(np.float64)
     if todo:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -132,38 +120,6 @@ def heard_weights(patients) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------------------
 # the long tail: murmur transplants
-
-
-TRANSPLANT_FEATURES = ("Systolic murmur timing", "Systolic murmur shape", "Systolic murmur quality")
-"""The features with rare classes (Mid-/Late-systolic, Crescendo, Musical) that transplants feed."""
-
-
-def transplant_rows(donors, murmur_patients, per_class: int, seg_dir: Path, seed: int) -> dict[str, tuple]:
-    """Synthetic training rows: for each of :data:`TRANSPLANT_FEATURES` and each of its classes,
-    ``per_class`` murmurs of that class (the other four attributes copied from a random real
-    murmur patient of the training fold) laid by :func:`murmurlm.signal.synth.transplant_murmur`
-    into a random murmur-free training recording, described like a real one.
-    Returns feature -> (descriptor rows, labels)."""
-    from murmurlm.signal.synth import MurmurSpec, transplant_murmur
-
-    rng = np.random.default_rng(seed)
-    attrs = ("timing", "shape", "grade", "pitch", "quality")
-    out = {}
-    for feature in TRANSPLANT_FEATURES:
-        f = L.feature(feature)
-        which = attrs[[g.name for g in L.SYSTOLIC].index(feature)]
-        rows, labels = [], []
-        for cls in f.present_classes:
-            for _ in range(per_class):
-                real = murmur_patients[rng.integers(len(murmur_patients))].labels
-                spec = MurmurSpec("systolic", **{a: real[g.name] for a, g in zip(attrs, L.SYSTOLIC)} | {which: cls})
-                rec = donors[rng.integers(len(donors))]
-                segments = recording_segments(rec, seg_dir)
-                wave = transplant_murmur(rec.load_audio(), rec.sampling_rate, segments, spec, seed=int(rng.integers(1 << 30)))
-                rows.append(descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, segments)))
-                labels.append(cls)
-        out[feature] = (np.stack(rows), np.array(labels))
-    return out
 
 
 COMPARED = {"Systolic murmur timing": ("sys_centre_time", "sys_frac_early", "sys_frac_late"),
@@ -195,28 +151,17 @@ def compare_synthetic(extra: dict[str, tuple], murmur_patients, descriptors) -> 
 
 
 def fit_feature(x: np.ndarray, y: np.ndarray, seed: int):
-    """Standardise + class-balanced logistic regression; C by inner stratified CV (macro-F1)."""
+    """Standardise + class-balanced logistic regression; C by inner stratified CV (macro-F1) on the
+    real rows (:func:`murmurlm.train.descriptors.choose_regularisation`, as the recipe)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def model(c):
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
-
-    counts = pd.Series(y).value_counts()
-    folds = int(min(5, counts.min())) if len(counts) > 1 else 0
-    best_c = 0.1
-    if folds >= 2:
-        scores = {}
-        for c in C_GRID:
-            pred = cross_val_predict(model(c), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-            scores[c] = f1_score(y, pred, average="macro")
-        best_c = max(scores, key=scores.get)
-    if len(counts) == 1:
+    best_c = choose_regularisation(x, y, seed)
+    if len(set(y)) == 1:
         return None, best_c
-    return model(best_c).fit(x, y), best_c
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=best_c, class_weight="balanced", max_iter=2000))
+    return model.fit(x, y), best_c
 
 
 def descriptor_probabilities(train_patients, test_patients, descriptors, seed: int, chosen: list | None = None,
@@ -466,7 +411,8 @@ def main(argv=None) -> int:
         fit_seconds += time.process_time() - t
         donors = [r for p in train if p.labels[L.MURMUR.name] == "Absent" for r in p.recordings]
         t = time.process_time()
-        extra = transplant_rows(donors, [p for p in train if p.has_murmur("systolic")], args.transplants, seg_dir, seed=i)
+        extra = transplant_rows(donors, [p for p in train if p.has_murmur("systolic")], args.transplants, seed=i,
+                                cache=seg_dir)
         transplant_seconds += time.process_time() - t
         grafted = descriptor_probabilities(train, test, descriptors, seed=i, extra=extra)
         if i == 0:

@@ -62,6 +62,10 @@ def predict_command(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     patients: Optional[Path] = typer.Option(None, "--patients", help="CirCor folder only: predict these patient ids "
                                                                      "(one per line, # comments)."),
+    descriptor_head: Optional[str] = typer.Option("default", "--descriptor-head",
+                                                  help="CirCor folder only: the systolic character also from each "
+                                                       "patient's average heartbeats (Mamba cycles): 'default' (the "
+                                                       "packaged head, with the packaged model), a head JSON, or 'none'."),
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
@@ -114,7 +118,12 @@ def predict_command(
             ids = read_patient_list(patients)
             if not ids:
                 raise MurmurlmError(f"{patients}: no patient ids in the list")
-        frame, problems = predict_dataset(predictor, inputs[0], patient_ids=ids)
+        head = None
+        if descriptor_head not in (None, "none") and not (descriptor_head == "default" and model is not None):
+            from murmurlm.models.descriptor_head import load_descriptor_head
+
+            head = load_descriptor_head(None if descriptor_head == "default" else descriptor_head)
+        frame, problems = predict_dataset(predictor, inputs[0], patient_ids=ids, descriptor_head=head)
         _report_problems(problems)
         if frame is None or len(frame) == 0:
             raise MurmurlmError(f"{inputs[0]}: no patient could be predicted")

@@ -148,7 +148,8 @@ def _character_weights(murmur_probs: np.ndarray, rule: str) -> np.ndarray:
 
 
 def aggregate_patient(recording_probs: Mapping[str, np.ndarray], murmur_rule: str = "any",
-                      character_rule: str = "murmur-weighted") -> PatientPrediction:
+                      character_rule: str = "murmur-weighted", character: Mapping[str, np.ndarray] | None = None,
+                      character_weight: float = 0.5) -> PatientPrediction:
     """Aggregate one patient's per-recording probabilities into a patient prediction.
 
     Parameters
@@ -200,6 +201,13 @@ def aggregate_patient(recording_probs: Mapping[str, np.ndarray], murmur_rule: st
     weights = _character_weights(mats[L.MURMUR.name], character_rule)
     for f in (*L.SYSTOLIC, *L.DIASTOLIC):
         probabilities[f.name] = weights @ mats[f.name]
+    if character:
+        # a second opinion on the systolic character (the descriptor head: feature -> probabilities over
+        # the murmur's classes): blended over those classes, P(nan) kept, so whether there is a murmur
+        # stays the recordings' decision
+        from murmurlm.models.descriptor_head import blend_character
+
+        probabilities.update(blend_character(probabilities, character, character_weight))
 
     def nan_mass(group: tuple[L.Feature, ...]) -> float:
         return float(np.mean([probabilities[f.name][_NAN] for f in group]))

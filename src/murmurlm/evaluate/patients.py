@@ -67,7 +67,8 @@ def scale_murmur(recording: RecordingProbs, scale: Sequence[float]) -> dict[str,
 
 def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str = "any",
                          character_rule: str = "murmur-weighted", murmur_scale: Sequence[float] | None = None,
-                         heads: Sequence[str] | None = None) -> PatientPrediction:
+                         heads: Sequence[str] | None = None, character: Mapping[str, np.ndarray] | None = None,
+                         character_weight: float = 0.5) -> PatientPrediction:
     """One patient's prediction from its recordings' probabilities (at least one recording).
 
     ``heads``: the features to aggregate (default: every key of the first recording; all 11
@@ -85,21 +86,25 @@ def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str 
         recordings = [scale_murmur(r, murmur_scale) for r in recordings]
     names = tuple(recordings[0]) if heads is None else tuple(heads)
     stacked = {h: np.stack([np.asarray(r[h], dtype=np.float64) for r in recordings]) for h in names}
-    return aggregate_patient(stacked, murmur_rule, character_rule)
+    return aggregate_patient(stacked, murmur_rule, character_rule, character, character_weight)
 
 
 def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs]]
                      | Iterable[tuple[str, Sequence[RecordingProbs]]],
                      murmur_rule: str = "any", character_rule: str = "murmur-weighted",
                      murmur_scale: Sequence[float] | None = None,
-                     heads: Sequence[str] | None = None) -> pd.DataFrame:
+                     heads: Sequence[str] | None = None,
+                     character: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                     character_weight: float = 0.5) -> pd.DataFrame:
     """The predictions frame of patients from their recordings' probabilities.
 
     ``recordings_by_patient`` maps (or yields pairs of) patient id -> that patient's recordings'
     probabilities, each a dict as :meth:`~murmurlm.inference.predict.Predictor.predict_features`
     returns. Rows follow the input order; ids must be unique. A patient with no recording gets no
     row; when none has one, the frame is empty (no columns). The rules, ``murmur_scale`` and
-    ``heads`` are those of :func:`aggregate_recordings`.
+    ``heads`` are those of :func:`aggregate_recordings`. ``character``: patient id -> a second
+    opinion on the systolic character (:class:`murmurlm.models.descriptor_head.DescriptorHead`
+    probabilities), blended in with ``character_weight``.
     """
     items = recordings_by_patient.items() if isinstance(recordings_by_patient, Mapping) else recordings_by_patient
     patients: dict[str, PatientPrediction] = {}
@@ -110,7 +115,8 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
             raise ValueError(f"predict_patients: patient {pid} given twice")
         seen.add(pid)
         if len(recordings):
-            patients[pid] = aggregate_recordings(recordings, murmur_rule, character_rule, murmur_scale, heads)
+            patients[pid] = aggregate_recordings(recordings, murmur_rule, character_rule, murmur_scale, heads,
+                                                 (character or {}).get(pid), character_weight)
     if not patients:
         return pd.DataFrame(index=pd.Index([], name=PATIENT_ID, dtype=object))
     return predictions_frame(patients)

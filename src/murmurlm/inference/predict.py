@@ -273,13 +273,18 @@ def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[s
 
 def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_ids: Sequence[str] | None = None,
                     progress: bool = True, cache_dir: str | Path | None = None,
-                    use_cache: bool = False) -> tuple["object", list[Problem]]:
+                    use_cache: bool = False, descriptor_head=None,
+                    segmenter: str = "mamba") -> tuple["object", list[Problem]]:
     """Predict every patient (or ``patient_ids``) of a CirCor-layout folder (or of its manifest
     folder, or of a loaded dataset: :func:`murmurlm.data.manifest.open_circor`).
 
     Returns the predictions frame (one row per patient, labels and ``P(feature=class)`` columns)
     and the problems met: unusable patients and unreadable recordings are reported and skipped;
     a patient with no readable recording gets no row.
+
+    ``descriptor_head`` (:class:`murmurlm.models.descriptor_head.DescriptorHead`): the systolic
+    character also from each patient's average heartbeats (cycles from the packaged ``segmenter``),
+    blended with the model's at the head's weight; whether there is a murmur stays the model's.
     """
     data = open_circor(root, patient_ids=patient_ids)
     problems = list(data.problems)
@@ -293,6 +298,15 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
                                progress=progress, on_error=skip)
     ok = [i for i, f in enumerate(feats) if f is not None]
     probs = dict(zip(ok, model.predict_features([feats[i] for i in ok])))
+    character = None
+    if descriptor_head is not None:
+        from murmurlm.train.descriptors import patient_matrix, recording_descriptors
+
+        vectors = recording_descriptors([recordings[i] for i in ok], segmenter, progress=progress)
+        described = [p for p in data.patients if any(r.name in vectors for r in p.recordings)]
+        if described:
+            rows = descriptor_head.predict_proba(patient_matrix(described, vectors))
+            character = {p.patient_id: {f: v[k] for f, v in rows.items()} for k, p in enumerate(described)}
     by_patient: dict[str, list[dict[str, np.ndarray]]] = {}
     i = 0
     for patient in data.patients:
@@ -302,4 +316,8 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
             problems.append(Problem(data.root, f"patient {patient.patient_id}: no readable recording; not predicted",
                                     None, "error"))
         by_patient[patient.patient_id] = recs
+    if character is not None:
+        return predict_patients(by_patient, model.murmur_rule, model.character_rule, heads=model.heads,
+                                character=character,
+                                character_weight=float(descriptor_head.meta.get("weight", 0.5))), problems
     return model.predict_patients(by_patient), problems

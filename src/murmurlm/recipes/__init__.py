@@ -41,7 +41,7 @@ from murmurlm.errors import ConfigError
 CONFIGS = Path(__file__).resolve().parent / "configs"
 """The shipped configs (package data)."""
 
-RECIPES = ("train_compact", "finetune_audio_lm", "train_segmenter")
+RECIPES = ("train_compact", "finetune_audio_lm", "train_segmenter", "train_descriptor_head")
 
 # Shipped files under configs/ that are not run configs of a recipe (they are read by one).
 _NOT_RUN_CONFIGS = {"audio_lm/prompts"}

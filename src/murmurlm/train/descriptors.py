@@ -1,0 +1,130 @@
+"""Training data for the descriptor head (:mod:`murmurlm.models.descriptor_head`): descriptors of
+real recordings, patient rows, murmur transplants for the long tail, and the choice of
+regularisation. Used by the recipe :mod:`murmurlm.recipes.train_descriptor_head`, by
+:func:`murmurlm.inference.predict.predict_dataset` (descriptors of the recordings it predicts) and by
+``benchmarks/characterization_cv.py``.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from murmurlm.data.circor import load_circor
+>>> from murmurlm.signal.synth import write_synthetic_circor
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = write_synthetic_circor(root, num_patients=2, seed=0, locations=("MV",), duration=(4.0, 4.0))
+>>> recs = load_circor(root).recordings
+>>> vectors = recording_descriptors(recs, method="springer", progress=False)
+>>> len(vectors) == len(recs), patient_matrix(load_circor(root).patients, vectors).shape[0]
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from murmurlm.data import labels as L
+from murmurlm.data.circor import read_tsv
+from murmurlm.signal.descriptors import descriptor_vector
+from murmurlm.signal.heartbeat import pcg_heartbeat
+
+log = logging.getLogger(__name__)
+
+C_GRID = (0.03, 0.1, 0.3, 1.0)
+TRANSPLANT_FEATURES = ("Systolic murmur timing", "Systolic murmur shape", "Systolic murmur quality")
+"""The features with rare classes (Mid-/Late-systolic, Crescendo, Musical) that transplants feed."""
+
+
+def recording_segments(rec, method: str = "mamba", cache: Path | None = None):
+    """The segmenter's states for a recording (``method``: the packaged mamba or springer),
+    kept as ``cache/<name>.tsv`` when a cache folder is given."""
+    path = None if cache is None else Path(cache) / f"{rec.name}.tsv"
+    if path is not None and path.exists():
+        return read_tsv(path)[0]
+    from murmurlm.signal.segment import pcg_segment
+    from murmurlm.signal.segment.io import write_tsv
+
+    seg = pcg_segment(rec.load_audio(), rec.sampling_rate, method=method)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tsv(path, seg.segments)
+    return seg.segments
+
+
+def recording_descriptors(recordings: Sequence, method: str = "mamba", cache: Path | None = None,
+                          progress: bool = True, on_error: Callable | None = None) -> dict[str, np.ndarray]:
+    """Recording name -> descriptor vector of its average heartbeat (cycles from the packaged
+    segmenter). A recording that cannot be read or segmented is passed to ``on_error(rec, err)``
+    (default: logged) and left out."""
+    from tqdm.auto import tqdm
+
+    out = {}
+    for rec in tqdm(recordings, desc="heartbeats", unit="rec", disable=not progress):
+        try:
+            beat = pcg_heartbeat(rec.load_audio(), rec.sampling_rate, recording_segments(rec, method, cache))
+        except Exception as err:  # one bad file must not stop the others
+            if on_error is None:
+                log.warning("%s: no descriptors: %s", rec.audio_path, err)
+            else:
+                on_error(rec, err)
+            continue
+        out[rec.name] = descriptor_vector(beat).astype(np.float64)
+    return out
+
+
+def patient_matrix(patients, descriptors: dict[str, np.ndarray]) -> np.ndarray:
+    """One row per patient: the mean descriptor vector of its recordings that have one."""
+    return np.stack([np.mean([descriptors[r.name] for r in p.recordings if r.name in descriptors], axis=0)
+                     for p in patients])
+
+
+def choose_regularisation(x: np.ndarray, y: np.ndarray, seed: int = 0, grid: Sequence[float] = C_GRID) -> float:
+    """The ``C`` of a standardised class-balanced logistic regression with the best macro-F1 in an
+    inner stratified CV on ``(x, y)`` only (at most 5 folds; 0.1 when a class is too small)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    counts = pd.Series(y).value_counts()
+    folds = int(min(5, counts.min())) if len(counts) > 1 else 0
+    if folds < 2:
+        return 0.1
+    scores = {}
+    for c in grid:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+        pred = cross_val_predict(model, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        scores[c] = f1_score(y, pred, average="macro")
+    return max(scores, key=scores.get)
+
+
+def transplant_rows(donors: Sequence, murmur_patients: Sequence, per_class: int, seed: int = 0,
+                    method: str = "mamba", cache: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Synthetic training rows: for each of :data:`TRANSPLANT_FEATURES` and each of its classes,
+    ``per_class`` murmurs of that class (the other four attributes copied from a random real murmur
+    patient) laid by :func:`murmurlm.signal.synth.transplant_murmur` into a random murmur-free
+    recording of ``donors``, described like a real one. Returns feature -> (rows, labels)."""
+    from murmurlm.signal.synth import MurmurSpec, transplant_murmur
+
+    rng = np.random.default_rng(seed)
+    attrs = ("timing", "shape", "grade", "pitch", "quality")
+    out = {}
+    for feature in TRANSPLANT_FEATURES:
+        which = attrs[[g.name for g in L.SYSTOLIC].index(feature)]
+        rows, labels = [], []
+        for cls in L.feature(feature).present_classes:
+            for _ in range(per_class):
+                real = murmur_patients[rng.integers(len(murmur_patients))].labels
+                spec = MurmurSpec("systolic", **({a: real[g.name] for a, g in zip(attrs, L.SYSTOLIC)} | {which: cls}))
+                rec = donors[rng.integers(len(donors))]
+                segments = recording_segments(rec, method, cache)
+                wave = transplant_murmur(rec.load_audio(), rec.sampling_rate, segments, spec,
+                                         seed=int(rng.integers(1 << 30)))
+                rows.append(descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, segments)))
+                labels.append(cls)
+        out[feature] = (np.stack(rows), np.array(labels))
+    return out

@@ -1,0 +1,129 @@
+"""models.descriptor_head, train.descriptors and the recipe train_descriptor_head: the systolic
+character from the average heartbeat, stored as plain arrays, blended with the CNN."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from murmurlm.data import labels as L
+from murmurlm.errors import ConfigError
+from murmurlm.models.descriptor_head import (DescriptorHead, blend_character, fit_descriptor_head,
+                                             load_descriptor_head)
+
+
+def toy(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 4))
+    y = {}
+    for f in L.SYSTOLIC:
+        classes = np.array(f.present_classes[:3])
+        y[f.name] = classes[np.digitize(x[:, 0], [-0.5, 0.5])]
+    return x, y
+
+
+def test_the_arrays_give_scikit_learns_probabilities():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = toy()
+    head = fit_descriptor_head(x, y, names=("a", "b", "c", "d"), c=0.5)
+    f = L.SYSTOLIC[0]
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000).fit(scaler.transform(x), y[f.name])
+    want = lr.predict_proba(scaler.transform(x[:5]))
+    got = head.predict_proba(x[:5])[f.name]
+    present = f.present_classes
+    np.testing.assert_allclose(got[:, [present.index(c) for c in lr.classes_]], want, atol=1e-9)
+    assert np.allclose(got.sum(axis=1), 1.0)
+    assert (got[:, [present.index(c) for c in present if c not in lr.classes_]] == 0).all()  # unseen classes: 0
+
+
+def test_two_classes_and_the_state_round_trip(tmp_path):
+    x, y = toy()
+    y = {k: np.where(x[:, 1] > 0, L.feature(k).present_classes[0], L.feature(k).present_classes[1]) for k in y}
+    head = fit_descriptor_head(x, y, names=tuple("abcd"))
+    again = DescriptorHead.from_state(json.loads(json.dumps(
+        {**head.state(), "regressions": {f: {k: np.asarray(v).tolist() if k != "classes" else v for k, v in r.items()}
+                                         for f, r in head.state()["regressions"].items()}})))
+    for f in L.SYSTOLIC:
+        np.testing.assert_allclose(again.predict_proba(x)[f.name], head.predict_proba(x)[f.name])
+    with pytest.raises(ValueError, match="3 descriptors given, it was fitted on 4"):
+        head.predict_proba(np.zeros((1, 3)))
+
+
+def test_extra_rows_teach_a_class_the_real_rows_lack():
+    x, y = toy()
+    timing = L.SYSTOLIC[0]
+    rare = [c for c in timing.present_classes if c not in set(y[timing.name])][0]
+    extra = {timing.name: (np.full((10, 4), 4.0), [rare] * 10)}
+    head = fit_descriptor_head(x, y, names=tuple("abcd"), extra=extra)
+    p = head.predict_proba(np.full((1, 4), 4.0))[timing.name][0]
+    assert timing.present_classes[int(np.argmax(p))] == rare
+
+
+def test_blend_keeps_the_murmur_decision_and_mixes_the_classes():
+    f = L.SYSTOLIC[0]
+    cnn = {f.name: np.array([0.2, 0.8, 0.0, 0.0, 0.0])}  # nan 0.2, all murmur mass on the first class
+    head = {f.name: np.array([0.0, 1.0, 0.0, 0.0])}
+    out = blend_character(cnn, head, 0.5)[f.name]
+    assert out[0] == pytest.approx(0.2) and out.sum() == pytest.approx(1.0)
+    assert out[1] == pytest.approx(0.4) and out[2] == pytest.approx(0.4)
+    assert blend_character(cnn, head, 0.0)[f.name].tolist() == pytest.approx(cnn[f.name].tolist())
+
+
+def test_the_packaged_head_loads_and_a_bad_file_is_a_clear_error(tmp_path):
+    from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
+
+    head = load_descriptor_head()
+    assert head.names == tuple(DESCRIPTOR_NAMES) and set(head.regressions) == {f.name for f in L.SYSTOLIC}
+    assert head.meta["weight"] == 0.5 and head.meta["transplants_per_class"] > 0
+    with pytest.raises(ConfigError, match="no such descriptor head"):
+        load_descriptor_head(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a descriptor head"):
+        load_descriptor_head(tmp_path / "bad.json")
+
+
+@pytest.mark.slow
+def test_the_recipe_fits_a_head_that_predict_dataset_uses(tmp_path):
+    from murmurlm.data.circor import load_circor
+    from murmurlm.inference.predict import load_model, predict_dataset
+    from murmurlm.recipes import train_descriptor_head as recipe
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    root = tmp_path / "circor"
+    write_synthetic_circor(root, num_patients=24, seed=3, locations=("MV",), duration=(5.0, 5.0))
+    cfg = recipe.load_recipe_config(None, ["segmenter=springer", "transplants_per_class=2"])
+    summary = recipe.run(cfg, data=root, out=tmp_path / "run", progress=False)
+    assert summary["patients"] >= 10 and (tmp_path / "run" / "descriptor-head.json").is_file()
+    head = load_descriptor_head(tmp_path / "run" / "descriptor-head.json")
+    model = load_model()
+    plain, _ = predict_dataset(model, root, progress=False)
+    described, _ = predict_dataset(model, root, progress=False, descriptor_head=head, segmenter="springer")
+    assert (plain[L.MURMUR.name] == described[L.MURMUR.name]).all()  # the murmur decision is the CNN's
+    cols = [c for c in plain.columns if c.startswith("P(Systolic murmur timing=")]
+    assert not np.allclose(plain[cols].to_numpy(float), described[cols].to_numpy(float))
+    ids = [p.patient_id for p in load_circor(root).patients]
+    assert sorted(described.index.astype(str)) == sorted(ids)
+
+
+@pytest.mark.slow
+def test_predict_on_a_circor_folder_uses_the_packaged_head_unless_told_not_to(tmp_path, capsys):
+    import pandas as pd
+
+    from murmurlm.cli import main
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    root = tmp_path / "circor"
+    write_synthetic_circor(root, num_patients=4, seed=8, locations=("AV", "MV"), duration=(5.0, 5.0))
+    assert main(["predict", str(root), "--out", str(tmp_path / "with.csv")]) == 0
+    assert main(["predict", str(root), "--out", str(tmp_path / "without.csv"), "--descriptor-head", "none"]) == 0
+    with_head, without = pd.read_csv(tmp_path / "with.csv"), pd.read_csv(tmp_path / "without.csv")
+    assert (with_head["Murmur"] == without["Murmur"]).all()
+    cols = [c for c in with_head.columns if c.startswith("P(Systolic murmur shape=")]
+    assert not np.allclose(with_head[cols].to_numpy(float), without[cols].to_numpy(float))
+    assert main(["predict", str(root), "--descriptor-head", str(tmp_path / "missing.json")]) == 2
+    assert "no such descriptor head" in capsys.readouterr().err
