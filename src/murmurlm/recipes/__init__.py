@@ -113,3 +113,22 @@ def recipe_arguments(doc: str, default_config: str, default_out: str) -> argpars
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     return parser
+
+
+def recipe_main(recipe: ModuleType, argv, default_config: str, default_out: str) -> int:
+    """A recipe script's ``main``: :func:`recipe_arguments`, logging, ``load_recipe_config`` and
+    ``run``; a murmurlm error is one line and exit code 2."""
+    import logging
+
+    from murmurlm.errors import MurmurlmError
+
+    args = recipe_arguments(recipe.__doc__ or "", default_config, default_out).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        cfg = recipe.load_recipe_config(args.config or None, args.overrides)
+        recipe.run(cfg, data=args.data, out=args.out, split=args.split, resume=args.resume,
+                   progress=not args.no_progress)
+    except MurmurlmError as err:
+        print(f"error: {err}")
+        return 2
+    return 0

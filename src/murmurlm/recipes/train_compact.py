@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import math
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from murmurlm.evaluate.metrics import challenge_murmur_score
 from murmurlm.evaluate.report import evaluate_predictions
 from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
-from murmurlm.recipes import recipe_arguments, resolve_config
+from murmurlm.recipes import recipe_main, resolve_config
 from murmurlm.signal.features import FrontEnd, recording_features
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
@@ -387,15 +388,7 @@ def run(cfg: TrainConfig, *, data: str | Path, out: str | Path, split: str | Pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = recipe_arguments(__doc__, "compact/default", "runs/compact").parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        run(load_train_config(args.config, args.overrides), data=args.data, out=args.out, split=args.split,
-            resume=args.resume, progress=not args.no_progress)
-    except MurmurlmError as err:
-        print(f"error: {err}")
-        return 2
-    return 0
+    return recipe_main(sys.modules[__name__], argv, "compact/default", "runs/compact")
 
 
 if __name__ == "__main__":

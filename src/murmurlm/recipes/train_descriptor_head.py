@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -30,7 +32,7 @@ from murmurlm.data import labels as L
 from murmurlm.data.manifest import open_circor
 from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.models.descriptor_head import fit_descriptor_head
-from murmurlm.recipes import recipe_arguments, resolve_config
+from murmurlm.recipes import recipe_main, resolve_config
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
 from murmurlm.train.descriptors import choose_regularisation, patient_matrix, recording_descriptors, transplant_rows
 
@@ -111,16 +113,8 @@ def save_head(head, path: Path) -> None:
     tmp.replace(path)
 
 
-def main(argv=None) -> int:
-    args = recipe_arguments(__doc__, "", "runs/descriptor-head").parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        cfg = load_recipe_config(args.config or None, args.overrides)
-        run(cfg, data=args.data, out=args.out, split=args.split, resume=args.resume, progress=not args.no_progress)
-    except MurmurlmError as err:
-        print(f"error: {err}")
-        return 2
-    return 0
+def main(argv: Sequence[str] | None = None) -> int:
+    return recipe_main(sys.modules[__name__], argv, "", "runs/descriptor-head")
 
 
 if __name__ == "__main__":
