@@ -101,7 +101,7 @@ def test_the_recipe_fits_a_head_that_predict_dataset_uses(tmp_path):
     assert summary["patients"] >= 10 and (tmp_path / "run" / "descriptor-head.json").is_file()
     head = load_descriptor_head(tmp_path / "run" / "descriptor-head.json")
     model = load_model()
-    plain, _ = predict_dataset(model, root, progress=False)
+    plain, _ = predict_dataset(model, root, progress=False, descriptor_head=None)
     described, _ = predict_dataset(model, root, progress=False, descriptor_head=head, segmenter="springer")
     assert (plain[L.MURMUR.name] == described[L.MURMUR.name]).all()  # the murmur decision is the CNN's
     cols = [c for c in plain.columns if c.startswith("P(Systolic murmur timing=")]
@@ -127,3 +127,20 @@ def test_predict_on_a_circor_folder_uses_the_packaged_head_unless_told_not_to(tm
     assert not np.allclose(with_head[cols].to_numpy(float), without[cols].to_numpy(float))
     assert main(["predict", str(root), "--descriptor-head", str(tmp_path / "missing.json")]) == 2
     assert "no such descriptor head" in capsys.readouterr().err
+
+
+def test_the_packaged_default_carries_its_head_and_a_single_recording_uses_it():
+    from murmurlm.inference.predict import load_model, predict_recording
+    from murmurlm.signal.synth import MurmurSpec, synth_pcg
+
+    model = load_model()
+    assert model.descriptor_head is not None and load_model(descriptor_head=None).descriptor_head is None
+    pcg = synth_pcg(8.0, 4000, heart_rate=75, murmurs=[MurmurSpec(grade="III/VI")], seed=4)
+    with_head = predict_recording(model, pcg.waveform, 4000)
+    model.descriptor_head = None
+    alone = predict_recording(model, pcg.waveform, 4000)
+    assert with_head.labels[L.MURMUR.name] == alone.labels[L.MURMUR.name]
+    np.testing.assert_array_equal(with_head.probabilities[L.MURMUR.name], alone.probabilities[L.MURMUR.name])
+    shape = "Systolic murmur shape"
+    assert not np.allclose(with_head.probabilities[shape], alone.probabilities[shape])
+    assert with_head.probabilities[shape].sum() == pytest.approx(1.0)

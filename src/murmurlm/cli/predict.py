@@ -63,9 +63,9 @@ def predict_command(
     patients: Optional[Path] = typer.Option(None, "--patients", help="CirCor folder only: predict these patient ids "
                                                                      "(one per line, # comments)."),
     descriptor_head: Optional[str] = typer.Option("default", "--descriptor-head",
-                                                  help="CirCor folder only: the systolic character also from each "
-                                                       "patient's average heartbeats (Mamba cycles): 'default' (the "
-                                                       "packaged head, with the packaged model), a head JSON, or 'none'."),
+                                                  help="The systolic character also from the average heartbeats "
+                                                       "(Mamba cycles): 'default' (the packaged head, with the packaged "
+                                                       "model only), a head JSON, or 'none' (the CNN alone)."),
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
@@ -79,7 +79,9 @@ def predict_command(
             raise MurmurlmError(f"{p}: no such file or folder")
     if threads is not None and threads < 1:
         raise MurmurlmError(f"--threads must be >= 1, got {threads}")
-    predictor = load_model(model, threads=threads)
+    head: object = "default" if descriptor_head == "default" else None if descriptor_head in (None, "none") \
+        else Path(descriptor_head)
+    predictor = load_model(model, threads=threads, descriptor_head=head)
     single = len(inputs) == 1 and inputs[0].is_file()
     if (report or as_json or plot) and not single:
         raise MurmurlmError("--report, --json and --plot describe one recording; give a single audio file")
@@ -118,12 +120,7 @@ def predict_command(
             ids = read_patient_list(patients)
             if not ids:
                 raise MurmurlmError(f"{patients}: no patient ids in the list")
-        head = None
-        if descriptor_head not in (None, "none") and not (descriptor_head == "default" and model is not None):
-            from murmurlm.models.descriptor_head import load_descriptor_head
-
-            head = load_descriptor_head(None if descriptor_head == "default" else descriptor_head)
-        frame, problems = predict_dataset(predictor, inputs[0], patient_ids=ids, descriptor_head=head)
+        frame, problems = predict_dataset(predictor, inputs[0], patient_ids=ids)
         _report_problems(problems)
         if frame is None or len(frame) == 0:
             raise MurmurlmError(f"{inputs[0]}: no patient could be predicted")

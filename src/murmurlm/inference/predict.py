@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -78,6 +78,9 @@ class Predictor:
         self.murmur_scale = np.asarray(murmur_scale if murmur_scale is not None else [1.0, 1.0, 1.0], np.float64)
         self.path = path
         self.batch_size = batch_size
+        # a second opinion on the systolic character from the average heartbeat (models.descriptor_head):
+        # the packaged default has one (load_model()); None: the CNN alone
+        self.descriptor_head = None
 
     def __repr__(self) -> str:
         return (f"Predictor({self.path or 'in memory'}, {self.model.num_params} parameters, "
@@ -122,10 +125,17 @@ class Predictor:
         feats = compute_features([wave], [int(sampling_rate)], self.front_end)
         return self.predict_features(feats)[0]
 
-    def aggregate(self, recording_probs: Sequence[dict[str, np.ndarray]]) -> PatientPrediction:
+    def aggregate(self, recording_probs: Sequence[dict[str, np.ndarray]],
+                  descriptors: np.ndarray | None = None) -> PatientPrediction:
         """One patient's prediction from its recordings' probabilities (as :meth:`predict_features`
-        returns them: already scaled)."""
-        return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads)
+        returns them: already scaled); with the patient's mean ``descriptors`` and a
+        :attr:`descriptor_head`, the systolic character blended with the head's."""
+        character, weight = None, 0.5
+        if descriptors is not None and self.descriptor_head is not None:
+            character = {f: v[0] for f, v in self.descriptor_head.predict_proba(descriptors).items()}
+            weight = float(self.descriptor_head.meta.get("weight", 0.5))
+        return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads,
+                                    character=character, character_weight=weight)
 
     def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None):
         """The predictions frame of patients (:func:`murmurlm.evaluate.patients.predict_patients`
@@ -209,8 +219,12 @@ def combine_models(paths: Sequence[str | Path], out: str | Path,
     return load_model(out)
 
 
-def load_model(path: str | Path | None = None, threads: int | None = None) -> Predictor:
-    """Load a compact checkpoint (``best.pt`` of a run, or the packaged default when None)."""
+def load_model(path: str | Path | None = None, threads: int | None = None, descriptor_head: Any = "default") -> Predictor:
+    """Load a compact checkpoint (``best.pt`` of a run, or the packaged default when None).
+
+    ``descriptor_head``: ``"default"`` gives the packaged default its packaged descriptor head
+    (:mod:`murmurlm.models.descriptor_head`) and any other checkpoint none; a head, or a head file,
+    is attached as given; ``None``: the CNN alone."""
     import torch
 
     from murmurlm.train.checkpoint import load_checkpoint
@@ -242,13 +256,46 @@ def load_model(path: str | Path | None = None, threads: int | None = None) -> Pr
         raise MurmurlmError(f"{path}: not a usable compact checkpoint (its inference settings lack "
                             f"{', '.join(missing)}; save_model writes them)")
     optional = {k: inf[k] for k in ("murmur_rule", "character_rule", "murmur_scale") if k in inf}
-    return Predictor(model, fe, window_seconds=inf["window_seconds"], hop_seconds=inf["hop_seconds"],
-                     config=ckpt.get("config", {}), path=path, **optional)
+    predictor = Predictor(model, fe, window_seconds=inf["window_seconds"], hop_seconds=inf["hop_seconds"],
+                          config=ckpt.get("config", {}), path=path, **optional)
+    if descriptor_head is not None and not (isinstance(descriptor_head, str) and descriptor_head == "default"
+                                            and path != DEFAULT_CHECKPOINT):
+        from murmurlm.models.descriptor_head import DescriptorHead, load_descriptor_head
+
+        predictor.descriptor_head = descriptor_head if isinstance(descriptor_head, DescriptorHead) else \
+            load_descriptor_head(None if descriptor_head == "default" else descriptor_head)
+    return predictor
 
 
 def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int) -> PatientPrediction:
-    """One recording as one "patient": aggregated labels (consistent) and probabilities."""
-    return model.aggregate([model.predict_waveform(waveform, sampling_rate)])
+    """One recording as one "patient": aggregated labels (consistent) and probabilities. With a
+    :attr:`Predictor.descriptor_head`, the recording's average heartbeat (cycles from the packaged
+    Mamba segmenter at 4 kHz) gives the head its descriptors."""
+    probs = model.predict_waveform(waveform, sampling_rate)
+    descriptors = None
+    if model.descriptor_head is not None:
+        descriptors = recording_descriptor_vector(waveform, sampling_rate)[None, :]
+    return model.aggregate([probs], descriptors)
+
+
+def recording_descriptor_vector(waveform: np.ndarray, sampling_rate: int, segmenter: str = "mamba") -> np.ndarray:
+    """The descriptor vector of one recording's average heartbeat (a whole-recording fallback
+    when the segmenter finds fewer than 2 usable cycles or fails)."""
+    from murmurlm.signal.descriptors import descriptor_vector
+    from murmurlm.signal.filter import pcg_resample
+    from murmurlm.signal.heartbeat import pcg_heartbeat
+    from murmurlm.signal.segment import pcg_segment
+
+    wave = np.asarray(waveform, dtype=np.float64)
+    if sampling_rate != 4000:
+        wave = pcg_resample(wave, sampling_rate, 4000)
+    wave = wave.astype(np.float32)
+    try:
+        segments = pcg_segment(wave, 4000, method=segmenter).segments
+    except Exception as err:  # the description falls back; the prediction still comes
+        log.warning("segmentation for the descriptors failed: %s", err)
+        segments = []
+    return descriptor_vector(pcg_heartbeat(wave, 4000, segments))
 
 
 def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[str, PatientPrediction], list[Problem]]:
@@ -273,7 +320,7 @@ def predict_files(model: Predictor, paths: Iterable[str | Path]) -> tuple[dict[s
 
 def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_ids: Sequence[str] | None = None,
                     progress: bool = True, cache_dir: str | Path | None = None,
-                    use_cache: bool = False, descriptor_head=None,
+                    use_cache: bool = False, descriptor_head: Any = "model",
                     segmenter: str = "mamba") -> tuple["object", list[Problem]]:
     """Predict every patient (or ``patient_ids``) of a CirCor-layout folder (or of its manifest
     folder, or of a loaded dataset: :func:`murmurlm.data.manifest.open_circor`).
@@ -282,9 +329,10 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
     and the problems met: unusable patients and unreadable recordings are reported and skipped;
     a patient with no readable recording gets no row.
 
-    ``descriptor_head`` (:class:`murmurlm.models.descriptor_head.DescriptorHead`): the systolic
-    character also from each patient's average heartbeats (cycles from the packaged ``segmenter``),
-    blended with the model's at the head's weight; whether there is a murmur stays the model's.
+    ``descriptor_head`` (:class:`murmurlm.models.descriptor_head.DescriptorHead`; ``"model"``: the
+    model's own, :attr:`Predictor.descriptor_head`; None: none): the systolic character also from
+    each patient's average heartbeats (cycles from the packaged ``segmenter``), blended with the
+    model's at the head's weight; whether there is a murmur stays the model's.
     """
     data = open_circor(root, patient_ids=patient_ids)
     problems = list(data.problems)
@@ -298,6 +346,8 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
                                progress=progress, on_error=skip)
     ok = [i for i, f in enumerate(feats) if f is not None]
     probs = dict(zip(ok, model.predict_features([feats[i] for i in ok])))
+    if isinstance(descriptor_head, str) and descriptor_head == "model":
+        descriptor_head = model.descriptor_head
     character = None
     if descriptor_head is not None:
         from murmurlm.train.descriptors import patient_matrix, recording_descriptors
