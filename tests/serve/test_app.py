@@ -71,7 +71,7 @@ def test_valid_wav(client, wave):
     assert not any("resampled" in w or "mixed" in w for w in body["warnings"])
     seg = body["segmentation"]
     if segmentation_available():  # the synthetic PCG beats at 80 bpm
-        assert seg["available"] and seg["method"] == "springer", body["warnings"]
+        assert seg["available"] and seg["method"] == "mamba", body["warnings"]
         assert seg["heart_rate_bpm"] == pytest.approx(80, abs=10)
         assert seg["cycles"] >= 4
         assert {s["state"] for s in seg["segments"]} >= {1, 2, 3, 4}

@@ -69,8 +69,8 @@ def service(recording, tmp_path_factory):
     and the unrounded prediction the service computed for it."""
     computed = []
 
-    def spy(model, waveform, sampling_rate):
-        result = predict_recording(model, waveform, sampling_rate)
+    def spy(model, waveform, sampling_rate, **kwargs):
+        result = predict_recording(model, waveform, sampling_rate, **kwargs)
         computed.append(result)
         return result
 

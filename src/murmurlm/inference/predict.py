@@ -267,14 +267,19 @@ def load_model(path: str | Path | None = None, threads: int | None = None, descr
     return predictor
 
 
-def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int) -> PatientPrediction:
+def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int,
+                      descriptors: np.ndarray | None = None) -> PatientPrediction:
     """One recording as one "patient": aggregated labels (consistent) and probabilities. With a
-    :attr:`Predictor.descriptor_head`, the recording's average heartbeat (cycles from the packaged
-    Mamba segmenter at 4 kHz) gives the head its descriptors."""
+    :attr:`Predictor.descriptor_head`, the recording's average heartbeat gives the head its
+    ``descriptors`` (computed here, with cycles from the packaged Mamba segmenter at 4 kHz, when
+    not given)."""
     probs = model.predict_waveform(waveform, sampling_rate)
-    descriptors = None
-    if model.descriptor_head is not None:
-        descriptors = recording_descriptor_vector(waveform, sampling_rate)[None, :]
+    if model.descriptor_head is None:
+        descriptors = None
+    elif descriptors is None:
+        descriptors = recording_descriptor_vector(waveform, sampling_rate)
+    if descriptors is not None:
+        descriptors = np.atleast_2d(descriptors)
     return model.aggregate([probs], descriptors)
 
 

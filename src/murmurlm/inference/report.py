@@ -322,7 +322,7 @@ class RecordingAnalysis:
 
 
 def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segment: bool = True,
-                      segment_method: str = "springer", notes: Sequence[str] = (),
+                      segment_method: str = "mamba", notes: Sequence[str] = (),
                       source: str | None = None) -> RecordingAnalysis:
     """Predict, segment and report one recording, at the file's own rate.
 
@@ -332,7 +332,7 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     """
     from murmurlm.inference.predict import predict_recording
 
-    prediction = predict_recording(model, waveform, sampling_rate)
+    original, original_rate = waveform, sampling_rate
     notes = list(notes)
     if sampling_rate != ANALYSIS_RATE:
         waveform = pcg_resample(np.asarray(waveform, dtype=np.float64), sampling_rate, ANALYSIS_RATE).astype(np.float32)
@@ -341,6 +341,15 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     segmentation, warning = (None, "segmentation switched off") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
     heartbeat = pcg_heartbeat(waveform, sampling_rate, _segments(segmentation))
+    # the descriptor head was fitted on Mamba cycles: this heartbeat serves it when it has them
+    # (one segmentation per recording); otherwise predict_recording makes its own
+    shared = segment_method == "mamba" and segmentation is not None
+    descriptors = None
+    if getattr(model, "descriptor_head", None) is not None and shared:
+        from murmurlm.signal.descriptors import descriptor_vector
+
+        descriptors = descriptor_vector(heartbeat)
+    prediction = predict_recording(model, original, original_rate, descriptors=descriptors)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method,
                            heartbeat=heartbeat)

@@ -272,7 +272,7 @@ class _Service:
 
 def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: float = 120.0,
                min_duration_s: float = 2.0, tmp_dir: str | Path | None = None, segment: bool = True,
-               segment_method: str = "springer", audio_lm: Any = None, max_workers: int = 4,
+               segment_method: str = "mamba", audio_lm: Any = None, max_workers: int = 4,
                max_pending: int = 32, torch_threads: int | None = None, body_timeout_s: float = 60.0) -> FastAPI:
     """Build the FastAPI app.
 
