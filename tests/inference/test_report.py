@@ -38,7 +38,11 @@ def test_labels_are_made_consistent():
     assert timing["probabilities"]["Holosystolic"] == pytest.approx(0.7)
     assert timing["overridden"] and timing["probability"] is None  # nan because Murmur is Absent
     assert not report["features"][0]["overridden"]
-    assert "* nan because Murmur is not Present" in render_report(report)
+    text = render_report(report)
+    assert "* no murmur to describe, because Murmur is not Present" in text
+    line = next(x for x in text.splitlines() if x.startswith("Systolic murmur timing"))
+    assert line[len("Systolic murmur timing"):].lstrip().startswith("no systolic murmur")  # words, not CirCor's nan
+    assert timing["label"] == "nan" and timing["display"] == "no systolic murmur"  # machines keep CirCor's
     present = murmur_report(uniform_probs(murmur=[0.8, 0.1, 0.1], systolic_murmur_timing=[0.0, 0.1, 0.7, 0.1, 0.1]))
     assert present["labels"]["Systolic murmur timing"] == "Holosystolic"
 

@@ -21,7 +21,7 @@ from typing import IO, Any, Mapping
 import numpy as np
 
 from murmurlm.data.circor import STATES
-from murmurlm.inference.report import _segments, murmur_report
+from murmurlm.inference.report import _segments, clinical_label, murmur_report
 
 STATE_COLOURS = {1: "#d62728", 2: "#ff9896", 3: "#1f77b4", 4: "#aec7e8"}
 
@@ -97,7 +97,7 @@ def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segme
                    f"{'' if segments else ' (no segmentation)'}", fontsize=10)
 
     ax_t.axis("off")
-    rows = [[f["name"], f["label"], "*" if f.get("overridden") else
+    rows = [[f["name"], clinical_label(f["name"], f["label"]), "*" if f.get("overridden") else
              "-" if f["probability"] is None else f"{f['probability']:.2f}"] for f in report["features"]]
     table = ax_t.table(cellText=rows, colLabels=["feature", "prediction", "p"], loc="center",
                        cellLoc="left", colWidths=[0.55, 0.32, 0.13])
@@ -106,7 +106,7 @@ def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segme
     table.scale(1.0, 1.5)
     ax_t.set_title("murmur features", fontsize=10)
     if any(f.get("overridden") for f in report["features"]):
-        ax_t.text(0.0, 0.02, "* nan because Murmur is not Present", transform=ax_t.transAxes, fontsize=8)
+        ax_t.text(0.0, 0.02, "* no murmur to describe: Murmur is not Present", transform=ax_t.transAxes, fontsize=8)
     if path is not None:
         fig.savefig(path, format="png")
     return fig

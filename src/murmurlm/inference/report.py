@@ -144,6 +144,18 @@ def _labels(prediction: Any, probs: Mapping[str, np.ndarray]) -> dict[str, str]:
     return L.make_consistent(raw)
 
 
+def clinical_label(feature: str, label: str) -> str:
+    """A label as a person reads it: CirCor's ``nan`` of a character feature is "no systolic
+    murmur" ("no diastolic murmur"); every other label as it is. Machines (CSV, JSON ``label``) keep
+    CirCor's strings.
+
+    >>> clinical_label("Systolic murmur timing", "nan"), clinical_label("Murmur", "Present")
+    ('no systolic murmur', 'Present')
+    """
+    murmur = L.feature(feature).murmur
+    return f"no {murmur} murmur" if murmur is not None and label == L.NO_MURMUR else label
+
+
 def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarray | None = None,
                   sampling_rate: int | None = None, notes: Sequence[str] = (),
                   source: str | None = None, segmentation_warning: str | None = None,
@@ -191,6 +203,7 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         features.append({
             "name": f.name,
             "label": label,
+            "display": clinical_label(f.name, label),
             "probability": None if overridden or label not in f.classes else round(float(p[f.classes.index(label)]), 4),
             "probabilities": {c: round(float(v), 4) for c, v in zip(f.classes, p)},
             "overridden": overridden,
@@ -282,16 +295,16 @@ def render_report(report: Mapping[str, Any]) -> str:
                      f"systolic centroid {d['sys_centroid_hz']:.0f} Hz")
     lines.append("")
     width = max(len(f["name"]) for f in report["features"])
-    lab_width = max(len("prediction"), *(len(f["label"]) for f in report["features"]))
+    lab_width = max(len("prediction"), *(len(clinical_label(f["name"], f["label"])) for f in report["features"]))
     lines.append(f"{'feature':<{width}}  {'prediction':<{lab_width}}      p  class probabilities")
     for f in report["features"]:
         p = "  -  " if f["probability"] is None else f"{f['probability']:.2f}"
         if f.get("overridden"):
             p = "  *  "
         probs = "  ".join(f"{c} {v:.2f}" for c, v in f["probabilities"].items())
-        lines.append(f"{f['name']:<{width}}  {f['label']:<{lab_width}}  {p:>5}  {probs}")
+        lines.append(f"{f['name']:<{width}}  {clinical_label(f['name'], f['label']):<{lab_width}}  {p:>5}  {probs}")
     if any(f.get("overridden") for f in report["features"]):
-        lines.append("* nan because Murmur is not Present (or the murmur's timing is nan); "
+        lines.append("* no murmur to describe, because Murmur is not Present (or no such murmur was heard); "
                      "the feature's own probabilities are shown")
     if report.get("warnings"):
         lines.append("")

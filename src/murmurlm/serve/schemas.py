@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 class FeatureOut(BaseModel):
     name: str = Field(description="CirCor column name, e.g. 'Systolic murmur timing'")
     label: str = Field(description="predicted class ('nan': no such murmur)")
+    display: str | None = Field(None, description="the label as a person reads it ('no systolic murmur' for 'nan')")
     probability: float | None = Field(description="probability of the predicted class")
     probabilities: dict[str, float] = Field(description="class -> probability, CirCor's class order")
     overridden: bool = Field(False, description="label set to 'nan' because Murmur is not Present (or the "

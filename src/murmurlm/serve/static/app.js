@@ -56,9 +56,9 @@ function show(name, data) {
   for (const f of data.features) {
     const row = document.createElement("tr");
     cell(row, f.name);
-    cell(row, f.label === "nan" ? "none (nan)" : f.label);
+    cell(row, f.display || f.label);
     const pCell = cell(row, f.overridden ? "*" : f.probability === null ? "-" : f.probability.toFixed(2), "p");
-    if (f.overridden) pCell.title = "nan because Murmur is not Present; the feature's own probabilities are shown";
+    if (f.overridden) pCell.title = "no murmur to describe, because Murmur is not Present; the feature's own probabilities are shown";
     const probs = cell(row, "", "probs");
     for (const [cls, p] of Object.entries(f.probabilities)) {
       const span = document.createElement("span");
