@@ -68,7 +68,8 @@ from murmurlm.inference.predict import combine_models, load_model  # noqa: E402
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, descriptor_vector  # noqa: E402
 from murmurlm.signal.features import recording_features  # noqa: E402
 from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
-from murmurlm.train.descriptors import choose_regularisation, recording_segments, transplant_rows  # noqa: E402
+from murmurlm.train.descriptors import (choose_regularisation, patient_matrix, recording_segments,  # noqa: E402
+                                        transplant_rows)
 
 log = logging.getLogger("benchmarks.characterization_cv")
 RESULTS = REPO / "benchmarks" / "results"
@@ -100,17 +101,6 @@ def all_descriptors(dataset, seg_dir: Path, cache: Path) -> dict[str, np.ndarray
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, names=np.array(DESCRIPTOR_NAMES), **known)
     return known
-
-
-def patient_matrix(patients, descriptors: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
-    """One row per patient: the mean descriptor vector of its recordings, weighted by ``weights``
-    (recording name -> weight; a patient whose weights are all 0 gets the plain mean)."""
-    rows = []
-    for p in patients:
-        x = np.stack([descriptors[r.name] for r in p.recordings])
-        w = np.array([1.0 if weights is None else weights.get(r.name, 0.0) for r in p.recordings])
-        rows.append((w @ x) / w.sum() if w.sum() > 0 else x.mean(axis=0))
-    return np.stack(rows)
 
 
 def heard_weights(patients) -> dict[str, float]:

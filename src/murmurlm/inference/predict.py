@@ -258,12 +258,13 @@ def load_model(path: str | Path | None = None, threads: int | None = None, descr
     optional = {k: inf[k] for k in ("murmur_rule", "character_rule", "murmur_scale") if k in inf}
     predictor = Predictor(model, fe, window_seconds=inf["window_seconds"], hop_seconds=inf["hop_seconds"],
                           config=ckpt.get("config", {}), path=path, **optional)
-    if descriptor_head is not None and not (isinstance(descriptor_head, str) and descriptor_head == "default"
-                                            and path != DEFAULT_CHECKPOINT):
-        from murmurlm.models.descriptor_head import DescriptorHead, load_descriptor_head
+    from murmurlm.models.descriptor_head import DescriptorHead, load_descriptor_head
 
+    if isinstance(descriptor_head, str) and descriptor_head == "default":
+        predictor.descriptor_head = load_descriptor_head() if path == DEFAULT_CHECKPOINT else None
+    elif descriptor_head is not None:
         predictor.descriptor_head = descriptor_head if isinstance(descriptor_head, DescriptorHead) else \
-            load_descriptor_head(None if descriptor_head == "default" else descriptor_head)
+            load_descriptor_head(descriptor_head)
     return predictor
 
 

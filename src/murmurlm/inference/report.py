@@ -40,6 +40,7 @@ from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
 from murmurlm.signal import cycles as heart_cycles
 from murmurlm.signal.filter import pcg_resample
+from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, pcg_descriptors
 from murmurlm.signal.heartbeat import pcg_heartbeat
 from murmurlm.signal.quality import CYCLE_RULE, pcg_quality
 
@@ -159,7 +160,8 @@ def clinical_label(feature: str, label: str) -> str:
 def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarray | None = None,
                   sampling_rate: int | None = None, notes: Sequence[str] = (),
                   source: str | None = None, segmentation_warning: str | None = None,
-                  segmentation_method: str | None = None, heartbeat: Any = None) -> dict:
+                  segmentation_method: str | None = None, heartbeat: Any = None,
+                  descriptors: Mapping[str, float] | None = None) -> dict:
     """Assemble the report of one recording as a JSON-ready dict.
 
     Parameters
@@ -175,9 +177,10 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
         Conversions made while reading (mix-down, resampling); they become warnings.
     source, segmentation_warning, segmentation_method
         The file name shown; why there is no segmentation; which segmenter made it.
-    heartbeat
-        The recording's average heartbeat (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`);
-        computed here from the waveform and the segments when not given.
+    heartbeat, descriptors
+        The recording's average heartbeat (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`) and
+        its descriptors (:func:`murmurlm.signal.descriptors.pcg_descriptors`); computed here from
+        the waveform and the segments when not given.
 
     Returns
     -------
@@ -239,7 +242,7 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
             warnings.append(f"poor recording quality: {quality['detail']}; predictions are unreliable")
         if heartbeat is None:
             heartbeat = pcg_heartbeat(waveform, sampling_rate, segments)
-        beat_info = heartbeat_summary(heartbeat)
+        beat_info = heartbeat_summary(heartbeat, descriptors)
         if not heartbeat.reliable:
             warnings.append(f"description unreliable: {heartbeat.n_kept} usable heart cycle(s) "
                             f"({heartbeat.fallback or 'too few'}); the average heartbeat falls back to the "
@@ -257,15 +260,18 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
     }
 
 
-def heartbeat_summary(heartbeat: Any) -> dict:
+def heartbeat_summary(heartbeat: Any, descriptors: Mapping[str, float] | None = None) -> dict:
     """The JSON part of a heartbeat: whether it is reliable, its cycles and its descriptors
-    (:func:`murmurlm.signal.descriptors.pcg_descriptors`; meanings in docs/descriptors.md)."""
+    (:func:`murmurlm.signal.descriptors.pcg_descriptors`, computed when not given; meanings in
+    docs/descriptors.md)."""
     from murmurlm.signal.descriptors import pcg_descriptors
 
+    if descriptors is None:
+        descriptors = pcg_descriptors(heartbeat)
     return {"reliable": bool(heartbeat.reliable), "cycles_kept": int(heartbeat.n_kept),
             "cycles_found": int(heartbeat.found), "rejected": {k: int(v) for k, v in heartbeat.rejected.items()},
             "fallback": heartbeat.fallback or None,
-            "descriptors": {k: round(float(v), 4) for k, v in pcg_descriptors(heartbeat).items()}}
+            "descriptors": {k: round(float(v), 4) for k, v in descriptors.items()}}
 
 
 def render_report(report: Mapping[str, Any]) -> str:
@@ -354,16 +360,13 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     segmentation, warning = (None, "segmentation switched off") if not segment else \
         segment_recording(waveform, sampling_rate, segment_method)
     heartbeat = pcg_heartbeat(waveform, sampling_rate, _segments(segmentation))
+    values = pcg_descriptors(heartbeat)  # once: for the report and, below, for the descriptor head
     # the descriptor head was fitted on Mamba cycles: this heartbeat serves it when it has them
     # (one segmentation per recording); otherwise predict_recording makes its own
     shared = segment_method == "mamba" and segmentation is not None
-    descriptors = None
-    if getattr(model, "descriptor_head", None) is not None and shared:
-        from murmurlm.signal.descriptors import descriptor_vector
-
-        descriptors = descriptor_vector(heartbeat)
-    prediction = predict_recording(model, original, original_rate, descriptors=descriptors)
+    vector = np.array([values[n] for n in DESCRIPTOR_NAMES], dtype=np.float64) if shared else None
+    prediction = predict_recording(model, original, original_rate, descriptors=vector)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method,
-                           heartbeat=heartbeat)
+                           heartbeat=heartbeat, descriptors=values)
     return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate, heartbeat)

@@ -74,10 +74,16 @@ def recording_descriptors(recordings: Sequence, method: str = "mamba", cache: Pa
     return out
 
 
-def patient_matrix(patients, descriptors: dict[str, np.ndarray]) -> np.ndarray:
-    """One row per patient: the mean descriptor vector of its recordings that have one."""
-    return np.stack([np.mean([descriptors[r.name] for r in p.recordings if r.name in descriptors], axis=0)
-                     for p in patients])
+def patient_matrix(patients, descriptors: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+    """One row per patient: the mean descriptor vector of its recordings that have one, weighted by
+    ``weights`` (recording name -> weight; a patient whose weights are all 0 gets the plain mean)."""
+    rows = []
+    for p in patients:
+        recs = [r for r in p.recordings if r.name in descriptors]
+        x = np.stack([descriptors[r.name] for r in recs])
+        w = np.array([1.0 if weights is None else weights.get(r.name, 0.0) for r in recs])
+        rows.append((w @ x) / w.sum() if w.sum() > 0 else x.mean(axis=0))
+    return np.stack(rows)
 
 
 def choose_regularisation(x: np.ndarray, y: np.ndarray, seed: int = 0, grid: Sequence[float] = C_GRID) -> float:
