@@ -30,6 +30,15 @@ Models:
   murmur transplants (:func:`murmurlm.signal.synth.transplant_murmur`): ``--transplants`` synthetic
   murmurs of every class of the feature, laid into murmur-free recordings of the fold's training
   patients, so that the rare classes (Mid-/Late-systolic, Crescendo, Musical) have examples.
+- **blend, varied transplants**: as *blend, transplants*, each transplant drawn from its class's range
+  (``transplant_murmur(..., variation=True)``: window, shape, level, a Musical murmur's noise).
+- **blend, transplants, ordinal**: as *blend, transplants*, grading fitted as an ordinal
+  (cumulative-logit) regression, I < II < III.
+- **blend, transplants, ordinal, diastolic**: as the previous, plus the diastolic detector: a binary
+  regression on the fold's systolic-murmur patients (whether they also have a diastolic murmur) and
+  ``--diastolic-transplants`` diastolic murmurs of random classes laid into their recordings; its
+  P(present) replaces the CNN's P(diastolic murmur), the CNN's diastolic class probabilities give the
+  character (the recipe's default, :mod:`murmurlm.recipes.train_descriptor_head`).
 - each of the three single-seed CNNs and its blend, for the spread over seeds.
 
 Reported: per feature macro-F1 and UAR among the patients with that murmur, murmur weighted
@@ -68,8 +77,9 @@ from murmurlm.inference.predict import combine_models, load_model  # noqa: E402
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, descriptor_vector  # noqa: E402
 from murmurlm.signal.features import recording_features  # noqa: E402
 from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
-from murmurlm.train.descriptors import (choose_regularisation, patient_matrix, recording_segments,  # noqa: E402
-                                        transplant_rows)
+from murmurlm.models.descriptor_head import DIASTOLIC_PRESENCE, blend_character, fit_descriptor_head  # noqa: E402
+from murmurlm.train.descriptors import (choose_regularisation, diastolic_rows, patient_matrix,  # noqa: E402
+                                        recording_segments, transplant_rows)
 
 log = logging.getLogger("benchmarks.characterization_cv")
 RESULTS = REPO / "benchmarks" / "results"
@@ -140,69 +150,57 @@ def compare_synthetic(extra: dict[str, tuple], murmur_patients, descriptors) -> 
 # the descriptor model
 
 
-def fit_feature(x: np.ndarray, y: np.ndarray, seed: int):
-    """Standardise + class-balanced logistic regression; C by inner stratified CV (macro-F1) on the
-    real rows (:func:`murmurlm.train.descriptors.choose_regularisation`, as the recipe)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    best_c = choose_regularisation(x, y, seed)
-    if len(set(y)) == 1:
-        return None, best_c
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=best_c, class_weight="balanced", max_iter=2000))
-    return model.fit(x, y), best_c
-
-
 def descriptor_probabilities(train_patients, test_patients, descriptors, seed: int, chosen: list | None = None,
                              test_weights: dict[str, float] | None = None,
-                             extra: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
+                             extra: dict[str, tuple] | None = None, ordinal: tuple[str, ...] = (),
+                             diastolic: tuple | None = None) -> dict[str, np.ndarray]:
     """Per systolic feature, class probabilities (over the murmur's classes, schema order) of the
-    test patients, from a model fitted on the training patients with a systolic murmur.
+    test patients, from a head (:func:`murmurlm.models.descriptor_head.fit_descriptor_head`, as the
+    recipe fits it) on the training patients with a systolic murmur, ``C`` per feature by inner CV
+    on the real rows (:func:`murmurlm.train.descriptors.choose_regularisation`).
     ``test_weights`` (recording -> weight, e.g. the CNN's P(Murmur=Present)) pools a test patient's
     recordings where the murmur is heard, as the training side pools its labelled murmur locations;
     None: plain means on both sides. ``extra``: feature -> (rows, labels) added to its training
-    rows (:func:`transplant_rows`); the choice of regularisation still uses the real rows only."""
+    rows (:func:`transplant_rows`). ``ordinal``: features fitted as ordinal regressions.
+    ``diastolic``: the detector's (rows, labels) (:func:`diastolic_rows`); its P(absent, present)
+    comes back under ``DIASTOLIC_PRESENCE``."""
     with_murmur = [p for p in train_patients if p.has_murmur("systolic")]
     x_train = patient_matrix(with_murmur, descriptors, None if test_weights is None else heard_weights(with_murmur))
     x_test = patient_matrix(test_patients, descriptors, test_weights)
-    out = {}
-    for f in L.SYSTOLIC:
-        classes = [c for c in f.classes if c != L.NO_MURMUR]
-        y = np.array([p.labels[f.name] for p in with_murmur])
-        fitted, c = fit_feature(x_train, y, seed)
-        if extra and f.name in extra and fitted is not None:
-            x_more, y_more = extra[f.name]
-            fitted = fitted.fit(np.concatenate([x_train, x_more]), np.concatenate([y, y_more]))
-        if chosen is not None:
-            chosen.append(c)
-        probs = np.zeros((len(test_patients), len(classes)))
-        if fitted is None:  # one class in training: it is the answer
-            probs[:, classes.index(y[0])] = 1.0
-        else:
-            got = fitted.predict_proba(x_test)
-            for j, c in enumerate(fitted.classes_):
-                probs[:, classes.index(c)] = got[:, j]
-        out[f.name] = probs
-    return out
+    labels = {f.name: np.array([p.labels[f.name] for p in with_murmur]) for f in L.SYSTOLIC}
+    c = {f.name: choose_regularisation(x_train, labels[f.name], seed) for f in L.SYSTOLIC}
+    if chosen is not None:
+        chosen.extend(c.values())
+    head = fit_descriptor_head(x_train, labels, DESCRIPTOR_NAMES, c=c, extra=extra, ordinal=ordinal,
+                               diastolic=diastolic)
+    return head.predict_proba(x_test)
 
 
 def with_character(frame: pd.DataFrame, desc: dict[str, np.ndarray], weight: float) -> pd.DataFrame:
-    """The CNN's frame with its systolic character replaced: probabilities ``weight`` x descriptors
-    + (1 - weight) x the CNN's own (over the murmur's classes), P(nan) kept; labels the argmax where the
-    CNN says there is a systolic murmur, ``nan`` elsewhere (as before)."""
+    """The CNN's frame with the character blended as the product blends it
+    (:func:`murmurlm.models.descriptor_head.blend_character`: ``weight`` x descriptors + (1 - weight)
+    x the CNN's over the murmur's classes, P(nan) kept; the diastolic detector's P(present), when
+    there is one, as P(diastolic murmur)). Labels: the systolic ones the argmax where the CNN says
+    there is a systolic murmur, ``nan`` elsewhere (as before); the diastolic ones, with a detector,
+    the argmax where the murmur is Present and P(nan) < 0.5 (the aggregation's rule)."""
     out = frame.copy()
     heard = (out[L.MURMUR.name] == "Present") & (out[L.SYSTOLIC[0].name] != L.NO_MURMUR)
-    for f in L.SYSTOLIC:
-        classes = [c for c in f.classes if c != L.NO_MURMUR]
-        cols = [PROB_COLUMN.format(feature=f.name, cls=c) for c in classes]
-        cnn = out[cols].to_numpy(dtype=np.float64)
-        p_none = 1.0 - cnn.sum(axis=1, keepdims=True)
-        cnn = cnn / np.clip(cnn.sum(axis=1, keepdims=True), 1e-12, None)
-        mixed = weight * desc[f.name] + (1.0 - weight) * cnn
-        out[cols] = mixed * (1.0 - p_none)
-        labels = np.array(classes)[mixed.argmax(axis=1)]
-        out[f.name] = np.where(heard, labels, L.NO_MURMUR)
+    present = out[L.MURMUR.name] == "Present"
+    groups = (*L.SYSTOLIC, *L.DIASTOLIC) if DIASTOLIC_PRESENCE in desc else L.SYSTOLIC
+    cols = {f.name: [PROB_COLUMN.format(feature=f.name, cls=c) for c in f.classes] for f in groups}
+    probs = {f.name: out[cols[f.name]].to_numpy(dtype=np.float64) for f in groups}
+    for i in range(len(out)):
+        mixed = blend_character({f: v[i] for f, v in probs.items()}, {f: v[i] for f, v in desc.items()}, weight)
+        for f in groups:
+            probs[f.name][i] = mixed[f.name]
+    for f in groups:
+        out[cols[f.name]] = probs[f.name]
+        best = np.array(f.present_classes)[probs[f.name][:, 1:].argmax(axis=1)]
+        if f in L.SYSTOLIC:
+            out[f.name] = np.where(heard, best, L.NO_MURMUR)
+        else:
+            exists = present & (probs[f.name][:, f.classes.index(L.NO_MURMUR)] < 0.5)
+            out[f.name] = np.where(exists, best, L.NO_MURMUR)
     return out
 
 
@@ -321,7 +319,9 @@ def write_markdown(report: dict, path: Path) -> None:
              "(logistic regression) or from the mean of the descriptor and CNN probabilities. "
              "*heard*: recordings pooled where the murmur is heard (labelled locations at training, the CNN's "
              "P(Present) at test). *transplants*: the blend with synthetic murmurs of every timing, shape and quality "
-             "class added to the training rows. `s<k>`: the single-seed CNN of seed k and its blend.", "",
+             "class added to the training rows (*varied*: each drawn from its class's range). *ordinal*: grading as a "
+             "cumulative-logit regression. *diastolic*: the diastolic detector (descriptors + diastolic transplants) "
+             "decides whether there is a diastolic murmur. `s<k>`: the single-seed CNN of seed k and its blend.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label in (("murmur_weighted_accuracy", "Murmur weighted accuracy ↑"),
                        ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
@@ -375,6 +375,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=0)
     parser.add_argument("--transplants", type=int, default=15,
                         help="synthetic murmurs per class and fold for the transplant variant")
+    parser.add_argument("--diastolic-transplants", type=int, default=60,
+                        help="diastolic murmur transplants per fold for the diastolic detector")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -405,6 +407,17 @@ def main(argv=None) -> int:
                                 cache=seg_dir)
         transplant_seconds += time.process_time() - t
         grafted = descriptor_probabilities(train, test, descriptors, seed=i, extra=extra)
+        varied = transplant_rows(donors, [p for p in train if p.has_murmur("systolic")], args.transplants, seed=i,
+                                 cache=seg_dir, variation=True)
+        grafted_varied = descriptor_probabilities(train, test, descriptors, seed=i, extra=varied)
+        grading = ("Systolic murmur grading",)
+        ordinal = descriptor_probabilities(train, test, descriptors, seed=i, extra=extra, ordinal=grading)
+        t = time.process_time()
+        dia_rows = diastolic_rows([p for p in train if p.has_murmur("systolic")], descriptors,
+                                  args.diastolic_transplants, seed=i, cache=seg_dir)
+        transplant_seconds += time.process_time() - t
+        with_dia = descriptor_probabilities(train, test, descriptors, seed=i, extra=extra, ordinal=grading,
+                                            diastolic=dia_rows)
         if i == 0:
             comparison = compare_synthetic(extra, [p for p in train if p.has_murmur("systolic")], descriptors)
         frames.setdefault("default", []).append(cnn)
@@ -413,6 +426,9 @@ def main(argv=None) -> int:
         frames.setdefault("descriptors, heard", []).append(with_character(cnn, heard, 1.0))
         frames.setdefault("blend, heard", []).append(with_character(cnn, heard, 0.5))
         frames.setdefault("blend, transplants", []).append(with_character(cnn, grafted, 0.5))
+        frames.setdefault("blend, varied transplants", []).append(with_character(cnn, grafted_varied, 0.5))
+        frames.setdefault("blend, transplants, ordinal", []).append(with_character(cnn, ordinal, 0.5))
+        frames.setdefault("blend, transplants, ordinal, diastolic", []).append(with_character(cnn, with_dia, 0.5))
         for k, m in enumerate(members):
             single = load_model(m / f"fold{i}" / "best.pt")
             single_frame, _ = patient_frame(single, test, cache_dir)

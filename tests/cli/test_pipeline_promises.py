@@ -84,3 +84,46 @@ def test_one_member_trains_straight_into_the_model_folder(synthetic_circor, tmp_
     for rel in ("split/test.txt", "predictions/compact.csv", "predictions/baseline-majority.csv",
                 "predictions/baseline-prior.csv", "report/report.md", "report/report.html", "report/metrics.json"):
         assert (out / rel).is_file(), rel
+
+
+@pytest.mark.slow
+def test_the_main_job_fits_a_descriptor_head_on_its_training_patients(tmp_path):
+    """With enough systolic-murmur patients in train, the pipeline fits the descriptor head on them
+    (never on test), predicts with it (compact.csv) and without it (cnn_only.csv), and reports both;
+    the murmur decision is the CNN's in both."""
+    import json
+
+    from murmurlm.evaluate.predictions import read_predictions
+    from murmurlm.signal.synth import write_synthetic_circor
+
+    data = tmp_path / "circor"
+    write_synthetic_circor(data, num_patients=40, seed=5, locations=("MV",), duration=(5.0, 5.0))
+    out = tmp_path / "run"
+    assert main(["pipeline", "--data", str(data), "--out", str(out), "--no-progress", "--bootstrap", "0",
+                 "--members", "1", "--head-transplants", "1", "epochs=1", "batch_size=16", "crop_seconds=2.0",
+                 "model.channels=[4,8]", "threads=1", f"cache_dir={tmp_path / 'cache'}"]) == 0
+    head = json.loads((out / "descriptor-head" / "descriptor-head.json").read_text())
+    split = read_split(out / "split")
+    train_murmur = [p for p in load_circor(data).patients if p.patient_id in set(split.train)
+                    and p.has_murmur("systolic")]
+    assert head["meta"]["patients"] == len(train_murmur) >= 10  # the training patients' murmurs only
+    with_head = read_predictions(out / "predictions" / "compact.csv")
+    cnn_only = read_predictions(out / "predictions" / "cnn_only.csv")
+    assert sorted(with_head.index.astype(str)) == sorted(split.test)
+    assert (with_head["Murmur"] == cnn_only["Murmur"]).all()
+    cols = [c for c in with_head.columns if c.startswith("P(Systolic murmur timing=")]
+    assert not with_head[cols].equals(cnn_only[cols])  # the head changed the description
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert {"compact", "cnn only"} <= set(metrics["models"])
+
+
+def test_too_few_murmur_patients_leave_the_cnn_alone(synthetic_circor, tmp_path):
+    """12 synthetic patients: fewer than 10 systolic murmurs in train, so no head (a warning) and the
+    run goes on with the CNN alone."""
+    out = tmp_path / "run"
+    assert main(["pipeline", "--data", str(synthetic_circor), "--out", str(out), "--no-progress", "--bootstrap",
+                     "0", "--members", "1", "epochs=1", "batch_size=16", "crop_seconds=2.0", "model.channels=[4,8]",
+                 "threads=1", f"cache_dir={tmp_path / 'cache'}"]) == 0
+    assert not (out / "descriptor-head" / "descriptor-head.json").exists()
+    assert not (out / "predictions" / "cnn_only.csv").exists()
+    assert (out / "predictions" / "compact.csv").is_file()

@@ -74,6 +74,59 @@ def test_blend_keeps_the_murmur_decision_and_mixes_the_classes():
     assert blend_character(cnn, head, 0.0)[f.name].tolist() == pytest.approx(cnn[f.name].tolist())
 
 
+def test_an_ordinal_grade_is_a_monotone_distribution_that_round_trips():
+    """grade I < II < III as cumulative logits: probabilities are a distribution, the answer climbs
+    the scale as the loudness descriptor does, and the state keeps the kind."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((90, 3))
+    grading = L.SYSTOLIC[2]
+    y = {f.name: np.array(f.present_classes[:3])[np.digitize(x[:, 0], [-0.6, 0.6])] for f in L.SYSTOLIC}
+    head = fit_descriptor_head(x, y, names=("loud", "b", "c"), ordinal=(grading.name,))
+    assert head.regressions[grading.name].kind == "ordinal" and head.regressions[L.SYSTOLIC[0].name].kind == "multinomial"
+    grid = np.column_stack([np.linspace(-3, 3, 13), np.zeros(13), np.zeros(13)])
+    p = head.predict_proba(grid)[grading.name]
+    assert (p >= -1e-12).all() and np.allclose(p.sum(axis=1), 1.0)
+    answers = p.argmax(axis=1)
+    assert answers[0] == 0 and answers[-1] == 2 and (np.diff(answers) >= 0).all()
+    again = DescriptorHead.from_state(json.loads(json.dumps(
+        {**head.state(), "regressions": {f: {k: np.asarray(v).tolist() if k not in ("classes", "kind") else v
+                                             for k, v in r.items()} for f, r in head.state()["regressions"].items()}})))
+    np.testing.assert_allclose(again.predict_proba(grid)[grading.name], p)
+    bad = head.state()
+    bad["regressions"][grading.name]["kind"] = "tree"
+    with pytest.raises(ValueError, match="unknown regression kind"):
+        DescriptorHead.from_state(bad)
+
+
+def test_the_diastolic_detector_decides_the_diastolic_murmur_and_the_cnn_its_character():
+    from murmurlm.evaluate.aggregate import aggregate_patient
+    from murmurlm.models.descriptor_head import DIASTOLIC_PRESENCE
+
+    x, y = toy()
+    dia = x[:, 1] > 1.0  # the detector's descriptor
+    head = fit_descriptor_head(x, y, names=tuple("abcd"), diastolic=(x, dia))
+    p = head.predict_proba(np.array([[0.0, 3.0, 0.0, 0.0], [0.0, -3.0, 0.0, 0.0]]))[DIASTOLIC_PRESENCE]
+    assert p.shape == (2, 2) and p[0, 1] > 0.9 and p[1, 1] < 0.1
+    # one patient: the CNN hears a murmur but no diastolic one (P(nan) 0.99), with Early-diastolic its
+    # favourite diastolic class; the head says there is one
+    probs = {f.name: np.tile(np.eye(f.num_classes)[1] * 0.5 + np.full(f.num_classes, 0.5 / f.num_classes), (1, 1))
+             for f in L.SYSTOLIC}
+    probs[L.MURMUR.name] = np.array([[0.9, 0.05, 0.05]])
+    for f in L.DIASTOLIC:
+        v = np.full(f.num_classes, 0.002)
+        v[0], v[1] = 0.99, 0.01
+        probs[f.name] = (v / v.sum())[None]
+    character = {f: v[0] for f, v in head.predict_proba(np.array([[0.0, 3.0, 0.0, 0.0]])).items()}
+    said = aggregate_patient(probs, character=character).labels
+    assert said[L.DIASTOLIC[0].name] == "Early-diastolic" and said[L.DIASTOLIC[1].name] == "Decrescendo"
+    blended = blend_character({f: v[0] for f, v in probs.items()}, character)
+    assert blended[L.DIASTOLIC[0].name][0] == pytest.approx(1.0 - character[DIASTOLIC_PRESENCE][1])
+    no = {f: v[0] for f, v in head.predict_proba(np.array([[0.0, -3.0, 0.0, 0.0]])).items()}
+    assert aggregate_patient(probs, character=no).labels[L.DIASTOLIC[0].name] == L.NO_MURMUR
+    with pytest.raises(ValueError, match="with and without"):
+        fit_descriptor_head(x, y, names=tuple("abcd"), diastolic=(x, np.zeros(len(x), bool)))
+
+
 def test_the_packaged_head_loads_and_a_bad_file_is_a_clear_error(tmp_path):
     from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
 

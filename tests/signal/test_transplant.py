@@ -60,3 +60,24 @@ def test_no_cycle_leaves_the_recording_unchanged():
     assert np.array_equal(transplant_murmur(wave, FS, [], MurmurSpec()), wave)
     partial = [Segment(0.0, 0.1, 1), Segment(0.1, 0.4, 2)]  # no S2, no diastole: not a cycle
     assert np.array_equal(transplant_murmur(wave, FS, partial, MurmurSpec()), wave)
+
+
+def test_varied_transplants_keep_their_class_and_differ_between_draws(clean):
+    """variation=True draws every murmur from its class's range: two seeds differ, yet an Early murmur
+    stays earlier than a Late one, and a varied Musical murmur is still more tonal than a Blowing one
+    but less than the pure-tone prototype (real musical murmurs are far less tonal)."""
+    def varied(spec, seed):
+        return described(transplant_murmur(clean.waveform, FS, clean.segments, spec, seed=seed, variation=True),
+                         clean.segments)
+
+    early = [varied(MurmurSpec("systolic", "Early-systolic", "Plateau", "III/VI"), k) for k in range(4)]
+    late = [varied(MurmurSpec("systolic", "Late-systolic", "Plateau", "III/VI"), k) for k in range(4)]
+    assert len({round(d["sys_centre_time"], 4) for d in early}) == 4  # no two draws alike
+    assert max(d["sys_centre_time"] for d in early) < min(d["sys_centre_time"] for d in late)
+    blowing = [varied(MurmurSpec(grade="III/VI", quality="Blowing"), k) for k in range(4)]
+    musical = [varied(MurmurSpec(grade="III/VI", quality="Musical"), k) for k in range(4)]
+    prototype = described(transplant_murmur(clean.waveform, FS, clean.segments,
+                                            MurmurSpec(grade="III/VI", quality="Musical"), seed=0), clean.segments)
+    tonal = [d["sys_tonal_prominence_db"] for d in musical]
+    assert np.median(tonal) > np.median([d["sys_tonal_prominence_db"] for d in blowing])
+    assert np.median(tonal) < prototype["sys_tonal_prominence_db"]

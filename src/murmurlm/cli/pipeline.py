@@ -12,9 +12,14 @@
    (default 3) models of seeds ``seed``, ``seed + 1``, ... (``RUN_DIR/model/member<i>/``: metrics.jsonl,
    last.pt, best.pt each), combined into one ensemble checkpoint ``RUN_DIR/model/best.pt`` (the mean
    of their probabilities); with ``--members 1`` the single model is trained in ``RUN_DIR/model/``.
-4. Predict the test patients (``RUN_DIR/predictions/compact.csv``) and the majority and class-prior
-   baselines fitted on train.
-5. Evaluate them (``RUN_DIR/report/``: report.md, report.html, metrics.json).
+4. Fit the descriptor head (:mod:`murmurlm.recipes.train_descriptor_head`, its default config) on the
+   training patients (``RUN_DIR/descriptor-head/``), as the packaged default carries one: the
+   systolic character from the average heartbeat, blended with the CNN's. With fewer than 10
+   systolic-murmur patients in train (or ``--no-descriptor-head``) there is none, with a warning.
+5. Predict the test patients: ``RUN_DIR/predictions/compact.csv`` (the CNN with its descriptor head,
+   the product as it ships), ``cnn_only.csv`` (the CNN alone, when a head was fitted), and the
+   majority and class-prior baselines fitted on train.
+6. Evaluate them side by side (``RUN_DIR/report/``: report.md, report.html, metrics.json).
 
 The folder is parsed and checked once, into ``RUN_DIR/manifests/``
 (:func:`murmurlm.data.manifest.prepare_circor`); every stage then uses that one dataset.
@@ -58,6 +63,12 @@ def pipeline_command(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the report's intervals."),
     members: int = typer.Option(3, "--members", min=1, help="Models of consecutive seeds combined into an ensemble "
                                 "(1: a single model). More: steadier predictions, proportionally longer training."),
+    descriptor_head: bool = typer.Option(True, "--descriptor-head/--no-descriptor-head",
+                                         help="Fit the descriptor head on the training patients and blend it in "
+                                              "(as the packaged default does)."),
+    head_transplants: Optional[int] = typer.Option(None, "--head-transplants", min=0,
+                                                   help="Murmur transplants per rare class for the head "
+                                                        "(default: the recipe's, 15; 0: none)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     overrides: Optional[list[str]] = typer.Argument(None, help="Config overrides key=value."),
 ) -> None:
@@ -107,24 +118,48 @@ def pipeline_command(
         kept_epoch = "/".join(epochs)
 
     model = load_model(out / "model" / "best.pt")
+    head = _fit_head(dataset, chosen.train, out / "descriptor-head", head_transplants, progress) \
+        if descriptor_head else None
+    frames = {}
     frame, problems = predict_dataset(model, dataset, chosen.test, progress=progress, cache_dir=cfg.cache_dir,
-                                      use_cache=True)
+                                      use_cache=True, descriptor_head=head)
     for p in problems:
         log.warning("%s", p)
+    frames["compact"] = frame
     write_predictions(frame, out / "predictions" / "compact.csv")
+    if head is not None:
+        frames["cnn only"], _ = predict_dataset(model, dataset, chosen.test, progress=progress,
+                                                cache_dir=cfg.cache_dir, use_cache=True, descriptor_head=None)
+        write_predictions(frames["cnn only"], out / "predictions" / "cnn_only.csv")
 
     labels = {p.patient_id: p.labels for p in dataset.patients}
     truth = {pid: labels[pid] for pid in chosen.test if pid in set(frame.index.astype(str))}
     train_labels = [labels[pid] for pid in chosen.train]
-    results = evaluate_with_baselines({"compact": frame}, truth, train_labels, known_ids=list(labels),
+    results = evaluate_with_baselines(frames, truth, train_labels, known_ids=list(labels),
                                       bootstrap=bootstrap, seed=0, predictions_dir=out / "predictions")
     context = {"data": str(data), "split": source, "test patients": len(truth),
                "model": str(out / "model" / "best.pt"), "ensemble members": members, "kept epoch": kept_epoch,
+               "descriptor head": str(out / "descriptor-head" / "descriptor-head.json") if head is not None else "none",
                "config": str(config), "overrides": " ".join(overrides or []) or "none"}
     written = write_reports(results, out / "report", title="murmurlm main job: compact model", context=context)
     head = results["compact"]["headline"]
     log.info("test: murmur weighted accuracy %.3f, mean macro-F1 %.3f; report: %s",
              head["murmur_weighted_accuracy"]["value"], head["mean_macro_f1"]["value"], written["markdown"])
+
+
+def _fit_head(dataset, train_ids, out: Path, transplants: Optional[int], progress: bool):
+    """The descriptor head on the training patients, or None (with a warning) when they are too few."""
+    from murmurlm.errors import MurmurlmError
+
+    recipe = load_recipe("train_descriptor_head")
+    cfg = recipe.load_recipe_config(None, [] if transplants is None else [f"transplants_per_class={transplants}"])
+    try:
+        head, summary = recipe.train(cfg, dataset, out, patient_ids=train_ids, progress=progress)
+    except MurmurlmError as err:
+        log.warning("no descriptor head: %s; the CNN describes the murmur alone", err)
+        return None
+    log.info("descriptor head: %d murmur patients, %.0f CPU s", summary["patients"], summary["cpu_seconds"])
+    return head
 
 
 def register(app: typer.Typer) -> None:

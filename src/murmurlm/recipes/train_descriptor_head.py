@@ -34,7 +34,8 @@ from murmurlm.errors import ConfigError, MurmurlmError
 from murmurlm.models.descriptor_head import fit_descriptor_head
 from murmurlm.recipes import recipe_main, resolve_config
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
-from murmurlm.train.descriptors import choose_regularisation, patient_matrix, recording_descriptors, transplant_rows
+from murmurlm.train.descriptors import (choose_regularisation, diastolic_rows, patient_matrix, recording_descriptors,
+                                        transplant_rows)
 
 log = logging.getLogger("murmurlm.recipes.train_descriptor_head")
 
@@ -44,6 +45,9 @@ class TrainConfig:
     seed: int = 0
     segmenter: str = "mamba"          # the packaged segmenter whose cycles are described: mamba | springer
     transplants_per_class: int = 15   # murmur transplants per class of timing, shape, quality; 0: none
+    transplant_variation: bool = False  # draw each transplant from its class's range, not its prototype
+    ordinal_grading: bool = True      # grade I < II < III as a cumulative-logit regression
+    diastolic_transplants: int = 60   # >0: a diastolic detector, fitted with this many diastolic transplants; 0: none
     weight: float = 0.5               # the head's share when blended with the CNN at prediction
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class TrainConfig:
             raise ValueError(f"segmenter must be mamba or springer, got {self.segmenter!r}")
         if self.transplants_per_class < 0:
             raise ValueError(f"transplants_per_class must be >= 0, got {self.transplants_per_class}")
+        if self.diastolic_transplants < 0:
+            raise ValueError(f"diastolic_transplants must be >= 0, got {self.diastolic_transplants}")
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"weight must be within [0, 1], got {self.weight}")
 
@@ -63,16 +69,28 @@ def run(cfg: TrainConfig, *, data, out, split=None, resume: bool = False, progre
     """The recipes' one entry. ``split``: train on its train + test patients (as the packaged
     default, whose held-out figures come from the CV benchmark). Fitting takes seconds; ``resume``
     reuses the cached segmentations, nothing else."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.process_time()
     dataset = open_circor(data)
-    patients = dataset.patients
+    patient_ids = None
     if split is not None:
         from murmurlm.data.splits import read_split
 
         chosen = read_split(split)
-        keep = set(chosen.train) | set(chosen.test)
+        patient_ids = [*chosen.train, *chosen.test]
+    _, summary = train(cfg, dataset, out, patient_ids=patient_ids, progress=progress)
+    return summary
+
+
+def train(cfg: TrainConfig, dataset, out, patient_ids=None, progress: bool = True):
+    """Fit the head on ``patient_ids`` of ``dataset`` (None: every patient) and write it to
+    ``out/descriptor-head.json``; returns ``(head, summary)``. What :func:`run` and ``murmurlm
+    pipeline`` (on its split's training patients) call. Raises :class:`MurmurlmError` when fewer
+    than 10 of those patients have a systolic murmur."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.process_time()
+    patients = dataset.patients
+    if patient_ids is not None:
+        keep = set(patient_ids)
         patients = [p for p in patients if p.patient_id in keep]
     murmur = [p for p in patients if p.has_murmur("systolic")]
     donors = [r for p in patients if p.labels[L.MURMUR.name] == "Absent" for r in p.recordings]
@@ -88,10 +106,16 @@ def run(cfg: TrainConfig, *, data, out, split=None, resume: bool = False, progre
     if cfg.transplants_per_class:
         if not donors:
             raise ConfigError("transplants need murmur-free (Murmur Absent) recordings; set transplants_per_class=0")
-        extra = transplant_rows(donors, murmur, cfg.transplants_per_class, cfg.seed, cfg.segmenter, cache)
-    head = fit_descriptor_head(x, labels, DESCRIPTOR_NAMES, c=c, extra=extra)
+        extra = transplant_rows(donors, murmur, cfg.transplants_per_class, cfg.seed, cfg.segmenter, cache,
+                                variation=cfg.transplant_variation)
+    diastolic = None
+    if cfg.diastolic_transplants:
+        diastolic = diastolic_rows(murmur, vectors, cfg.diastolic_transplants, cfg.seed, cfg.segmenter, cache)
+    ordinal = ("Systolic murmur grading",) if cfg.ordinal_grading else ()
+    head = fit_descriptor_head(x, labels, DESCRIPTOR_NAMES, c=c, extra=extra, ordinal=ordinal, diastolic=diastolic)
     head.meta = {"patients": len(murmur), "recordings": len(vectors), "c": c, "weight": cfg.weight,
                  "segmenter": cfg.segmenter, "transplants_per_class": cfg.transplants_per_class,
+                 "diastolic_patients": int(sum(p.has_murmur("diastolic") for p in murmur)),
                  "config": config_to_dict(cfg)}
     save_head(head, out / "descriptor-head.json")
     save_config(cfg, out / "config.yaml")
@@ -99,7 +123,7 @@ def run(cfg: TrainConfig, *, data, out, split=None, resume: bool = False, progre
                "c": c, "cpu_seconds": round(time.process_time() - started, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("descriptor head on %d murmur patients (%d recordings): %s", len(murmur), len(vectors), out)
-    return summary
+    return head, summary
 
 
 def save_head(head, path: Path) -> None:

@@ -239,34 +239,47 @@ def _shape(shape: str, u: np.ndarray) -> np.ndarray:
     return np.ones_like(u)
 
 
-def _murmur_envelope(spec: MurmurSpec, beats: np.ndarray, n: int, sampling_rate: int) -> np.ndarray:
-    """Gain over the whole recording: the shape inside the murmur window of every beat."""
+def _murmur_envelope(spec: MurmurSpec, beats: np.ndarray, n: int, sampling_rate: int,
+                     window: tuple[float, float] | None = None, exponent: float = 1.0,
+                     beat_gains: np.ndarray | None = None) -> np.ndarray:
+    """Gain over the whole recording: the shape inside the murmur window of every beat.
+    ``window`` replaces ``spec.window``; ``exponent`` bends the shape (``g ** exponent``);
+    ``beat_gains`` scales each beat (cycle-to-cycle loudness changes)."""
     env = np.zeros(n)
     if spec.kind == "systolic":
         a, b = beats[:, 1], beats[:, 2]
     else:
         a, b = beats[:, 3], beats[:, 4]
-    w0, w1 = spec.window
+    w0, w1 = spec.window if window is None else window
     starts = np.round((a + w0 * (b - a)) * sampling_rate).astype(int)
     ends = np.round((a + w1 * (b - a)) * sampling_rate).astype(int)
     ramp = max(1, int(0.005 * sampling_rate))
-    for s, e in zip(starts, ends):
+    for k, (s, e) in enumerate(zip(starts, ends)):
         if e - s < 2:
             continue
         u = np.arange(e - s) / (e - s - 1)
-        g = _shape(spec.shape, u)
+        g = _shape(spec.shape, u) ** exponent
         r = min(ramp, (e - s) // 2)
         taper = np.ones(e - s)
         taper[:r] = np.sin(0.5 * np.pi * np.arange(r) / r) ** 2
         taper[e - s - r:] = taper[:r][::-1]
         lo, hi = max(s, 0), min(e, n)
         if lo < hi:
-            env[lo:hi] = (g * taper)[lo - s: hi - s]
+            env[lo:hi] = (g * taper)[lo - s: hi - s] * (1.0 if beat_gains is None else beat_gains[k])
     return env
 
 
+VARIED_WINDOWS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "Early": ((0.0, 0.05), (0.3, 0.5)), "Mid": ((0.1, 0.3), (0.55, 0.8)),
+    "Late": ((0.45, 0.65), (0.95, 1.0)), "Holo": ((0.0, 0.05), (0.95, 1.0)),
+}
+"""With ``variation``: the (start, end) ranges a murmur window of each timing is drawn from,
+wider than :data:`TIMING_WINDOWS` and overlapping as murmurs heard in the clinic do (an ejection
+murmur starts after S1 and stops before S2, but not at exact thirds)."""
+
+
 def transplant_murmur(waveform: np.ndarray, sampling_rate: int, segments: Sequence, spec: MurmurSpec,
-                      seed: int = 0) -> np.ndarray:
+                      seed: int = 0, variation: bool = False) -> np.ndarray:
     """A real recording with a synthetic murmur added inside its own systoles (or diastoles).
 
     The "murmur transplant" of the long tail: ``segments`` (the recording's ``.tsv`` or a
@@ -276,11 +289,21 @@ def transplant_murmur(waveform: np.ndarray, sampling_rate: int, segments: Sequen
     diastolic murmurs) can so be heard many times over real backgrounds. Cycles are found by
     :func:`murmurlm.signal.cycles.complete_cycles`; without one, the waveform comes back unchanged.
 
+    ``variation``: draw the murmur from a class-consistent range instead of its one prototype,
+    so that a model learns the class and not the generator: the window from
+    :data:`VARIED_WINDOWS`, the shape bent by an exponent in [0.6, 1.6], the level x [0.7, 1.4] and
+    x [0.8, 1.2] per cycle, and a Musical murmur's tone mixed with band noise at a tone-to-noise
+    ratio of -3 to +9 dB (real musical murmurs are far less tonal than a pure tone:
+    docs/characterization.md).
+
     >>> pcg = synth_pcg(6.0, 4000, heart_rate=75, seed=0)            # murmur-free
     >>> spec = MurmurSpec("systolic", "Mid-systolic", "Crescendo", "III/VI", "High", "Musical")
     >>> out = transplant_murmur(pcg.waveform, 4000, pcg.segments, spec, seed=1)
     >>> out.shape == pcg.waveform.shape, bool(np.abs(out - pcg.waveform).max() > 0)
     (True, True)
+    >>> varied = transplant_murmur(pcg.waveform, 4000, pcg.segments, spec, seed=1, variation=True)
+    >>> bool(np.abs(varied - out).max() > 0)
+    True
     """
     from murmurlm.signal.cycles import complete_cycles
 
@@ -303,10 +326,23 @@ def transplant_murmur(waveform: np.ndarray, sampling_rate: int, segments: Sequen
         return wave.astype(np.float32)
     rng = np.random.default_rng(seed)
     beats = np.asarray(rows)
-    gain = _murmur_envelope(spec, beats, len(wave), sampling_rate)
-    source = _murmur_source(spec, len(wave), sampling_rate, rng)
     level = spec.amplitude * float(np.median(s1_peaks) or np.abs(wave).max() or 1.0)
-    return (wave + level * gain * source).astype(np.float32)
+    if not variation:
+        gain = _murmur_envelope(spec, beats, len(wave), sampling_rate)
+        source = _murmur_source(spec, len(wave), sampling_rate, rng)
+        return (wave + level * gain * source).astype(np.float32)
+    (s0, s1_), (e0, e1) = VARIED_WINDOWS[spec.timing.split("-")[0].removesuffix("systolic").removesuffix("diastolic")]
+    window = (rng.uniform(s0, s1_), rng.uniform(e0, e1))
+    exponent = rng.uniform(0.6, 1.6) if spec.shape != "Plateau" else 1.0
+    gain = _murmur_envelope(spec, beats, len(wave), sampling_rate, window, exponent,
+                            beat_gains=rng.uniform(0.8, 1.2, len(beats)))
+    source = _murmur_source(spec, len(wave), sampling_rate, rng)
+    if spec.quality == "Musical":
+        noise = _bandpass_noise(len(wave), sampling_rate, _band(spec.pitch, sampling_rate), rng)
+        noise /= 3.0 * noise.std() + 1e-12
+        tnr = 10.0 ** (rng.uniform(-3.0, 9.0) / 20.0)  # tone-to-noise amplitude ratio
+        source = (tnr * source + noise) / (tnr + 1.0)
+    return (wave + level * rng.uniform(0.7, 1.4) * gain * source).astype(np.float32)
 
 
 def _segments(beats: np.ndarray, duration: float, unannotated: float) -> list[Segment]:

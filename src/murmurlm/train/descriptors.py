@@ -109,11 +109,14 @@ def choose_regularisation(x: np.ndarray, y: np.ndarray, seed: int = 0, grid: Seq
 
 
 def transplant_rows(donors: Sequence, murmur_patients: Sequence, per_class: int, seed: int = 0,
-                    method: str = "mamba", cache: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                    method: str = "mamba", cache: Path | None = None,
+                    variation: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Synthetic training rows: for each of :data:`TRANSPLANT_FEATURES` and each of its classes,
     ``per_class`` murmurs of that class (the other four attributes copied from a random real murmur
     patient) laid by :func:`murmurlm.signal.synth.transplant_murmur` into a random murmur-free
-    recording of ``donors``, described like a real one. Returns feature -> (rows, labels)."""
+    recording of ``donors``, described like a real one. Returns feature -> (rows, labels).
+    ``variation``: each murmur drawn from its class's range, not its prototype
+    (:func:`~murmurlm.signal.synth.transplant_murmur`)."""
     from murmurlm.signal.synth import MurmurSpec, transplant_murmur
 
     rng = np.random.default_rng(seed)
@@ -129,8 +132,35 @@ def transplant_rows(donors: Sequence, murmur_patients: Sequence, per_class: int,
                 rec = donors[rng.integers(len(donors))]
                 segments = recording_segments(rec, method, cache)
                 wave = transplant_murmur(rec.load_audio(), rec.sampling_rate, segments, spec,
-                                         seed=int(rng.integers(1 << 30)))
+                                         seed=int(rng.integers(1 << 30)), variation=variation)
                 rows.append(descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, segments)))
                 labels.append(cls)
         out[feature] = (np.stack(rows), np.array(labels))
     return out
+
+
+def diastolic_rows(murmur_patients: Sequence, descriptors: dict[str, np.ndarray], transplants: int, seed: int = 0,
+                   method: str = "mamba", cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows of the diastolic detector: every systolic-murmur patient (its mean descriptor
+    row, labelled whether it also has a diastolic murmur), plus ``transplants`` diastolic murmurs of
+    random classes laid into recordings of those without one. Real diastolic murmurs come with a
+    systolic one (all 4 of circor-dev's), so the backgrounds are systolic-murmur recordings.
+    Returns (rows, has a diastolic murmur)."""
+    from murmurlm.signal.synth import MurmurSpec, transplant_murmur
+
+    rng = np.random.default_rng(seed)
+    patients = [p for p in murmur_patients if any(r.name in descriptors for r in p.recordings)]
+    x = patient_matrix(patients, descriptors)
+    y = np.array([p.has_murmur("diastolic") for p in patients])
+    donors = [r for p in patients if not p.has_murmur("diastolic") for r in p.recordings]
+    rows = []
+    for _ in range(transplants if donors else 0):
+        spec = MurmurSpec("diastolic", **{a: str(rng.choice(g.present_classes)) for a, g in
+                                          zip(("timing", "shape", "grade", "pitch", "quality"), L.DIASTOLIC)})
+        rec = donors[rng.integers(len(donors))]
+        segments = recording_segments(rec, method, cache)
+        wave = transplant_murmur(rec.load_audio(), rec.sampling_rate, segments, spec, seed=int(rng.integers(1 << 30)))
+        rows.append(descriptor_vector(pcg_heartbeat(wave, rec.sampling_rate, segments)))
+    if rows:
+        x, y = np.concatenate([x, np.stack(rows)]), np.concatenate([y, np.ones(len(rows), dtype=bool)])
+    return x, y
