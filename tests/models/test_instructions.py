@@ -228,3 +228,50 @@ def test_predicted_cycles_cut_windows_at_the_segmenters_s1_onsets(synthetic_circ
     onsets = {int(round(s.start * rate)) for s in segments if s.state == 1}
     bounds = window_bounds(n, rate, opts, segments)
     assert bounds and all(a in onsets and b in onsets for a, b in bounds)
+
+
+# --- band mapping (AudioOptions.playback) ----------------------------------------------------------
+
+
+def _mel_band_of_tone(freq: float, rate: int, seconds: float = 1.0) -> int:
+    """The Whisper log-mel band (80 bands over 0-8 kHz) where a pure tone's energy peaks, when the
+    samples are handed to the feature extractor as 16 kHz audio."""
+    from transformers import WhisperFeatureExtractor
+
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    fe = WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, chunk_length=1, n_samples=16000)
+    mel = fe(tone, sampling_rate=16000, return_tensors="np")["input_features"][0]  # (80, frames)
+    frames = int(seconds * rate / 16000 * 100)  # frames that hold the tone (10 ms hop at 16 kHz)
+    return int(mel[:, : max(frames - 1, 1)].mean(axis=1).argmax())
+
+
+def test_playback_mapping_moves_a_100_hz_tone_up_the_mel_scale():
+    """A 4 kHz recording played 4x faster: its 100 Hz tone reaches Whisper as 400 Hz, in the band a
+    real 400 Hz tone falls in, well above where resampling leaves it."""
+    from murmurlm.models.instructions import AudioOptions, read_rate, to_model_rate
+
+    opts = AudioOptions(playback=4)
+    rate = read_rate(opts)
+    assert rate == 4000
+    t = np.arange(4000) / 4000
+    tone_4k = (0.5 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    played = to_model_rate(tone_4k, 4000, rate)  # read at 4 kHz: the samples unchanged
+    assert np.array_equal(played, tone_4k)
+    band_played = _mel_band_of_tone(100, 4000)       # those samples, taken as 16 kHz
+    band_resampled = _mel_band_of_tone(100, 16000)   # today's mapping
+    assert band_played == _mel_band_of_tone(400, 16000)
+    assert band_played >= band_resampled + 8
+
+
+def test_playback_windows_are_in_recording_seconds_and_the_model_gets_a_quarter():
+    from murmurlm.models.instructions import AudioOptions, read_rate, window_bounds
+
+    opts = AudioOptions(window_seconds=5.0, playback=4)
+    bounds = window_bounds(12 * read_rate(opts), read_rate(opts), opts)
+    assert [(a / 4000, b / 4000) for a, b in bounds] == [(0.0, 5.0), (5.0, 10.0), (7.0, 12.0)]
+    assert all((b - a) / opts.sampling_rate == 1.25 for a, b in bounds)  # seconds at the model's rate
+    with pytest.raises(ValueError, match="playback"):
+        AudioOptions(playback=0.5)
+    with pytest.raises(ValueError, match="whole"):
+        AudioOptions(playback=3)

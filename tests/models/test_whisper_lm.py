@@ -228,6 +228,30 @@ def test_finetune_recipe_runs_with_the_whisper_backend(source, synthetic_circor,
     assert summary is not None
 
 
+def test_the_band_mapping_trains_and_travels_with_the_adapter(source, synthetic_circor, tmp_path):
+    """data.audio.playback=4: the recipe reads recordings at 4 kHz and hands them over as 16 kHz
+    (an 8 s window of heart sound fills the tiny model's 2 s); the adapter records the mapping, and
+    the backend loaded from it has it."""
+    from murmurlm.data.circor import load_circor
+    from murmurlm.recipes import config_path, load_recipe
+
+    recipe = load_recipe("finetune_audio_lm")
+    ids = sorted(p.patient_id for p in load_circor(synthetic_circor).patients)
+    cfg = recipe.load_finetune_config(config_path("audio_lm/tiny"), [
+        "model.backend=whisper", f"model.source={source}", "model.lora.modules_to_save=[]",
+        "model.lora.target=language", "model.lora.target_modules=[q_proj, v_proj, out_proj]",
+        "data.features=[Murmur]", "data.audio.playback=4", "data.audio.window_seconds=8.0",
+        "train.batch_size=4", "train.max_steps=2", "train.save_every=0", "train.log_every=1"])
+    recipe.finetune(cfg, synthetic_circor, tmp_path / "run", ids[:6], ids[6:8], progress=False, cpu=True)
+    meta = json.loads((tmp_path / "run" / "adapter" / "murmurlm_backend.json").read_text())
+    assert meta["playback"] == 4.0
+    assert load_backend_from_adapter(tmp_path / "run" / "adapter").playback == 4.0
+    too_long = recipe.load_finetune_config(config_path("audio_lm/tiny"), [
+        "model.backend=whisper", f"model.source={source}", "data.audio.playback=4", "data.audio.window_seconds=9.0"])
+    with pytest.raises(ConfigError, match="window_seconds<=8"):
+        recipe.finetune(too_long, synthetic_circor, tmp_path / "run2", ids[:6], ids[6:8], progress=False, cpu=True)
+
+
 def test_gradient_checkpointing_trains_the_same(source):
     """Activation checkpointing (the shared, non-deprecated call) changes memory, not the gradients."""
     examples = [Example(_audio(CLASSES[i % 2], 300 + i), QUESTION, CLASSES[i % 2]) for i in range(2)]

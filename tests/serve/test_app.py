@@ -427,6 +427,20 @@ def test_ask_endpoint(predictor, tmp_path, wave):
         assert os.listdir(tmp_path / "svc") == []
 
 
+def test_ask_hands_an_adapter_its_band_mapping(predictor, tmp_path, wave):
+    """An adapter fine-tuned with playback=4 gets the 4 kHz recording sample for sample (read at
+    16000 / 4 Hz, taken as 16 kHz audio), and 4x the model window of recording."""
+    backend = EchoLM()
+    backend.playback = 4.0
+    with TestClient(create_app(predictor, audio_lm=backend, tmp_dir=tmp_path / "svc")) as client:
+        data = encode(wave, 4000)
+        r = client.post("/v1/ask", params={"question": "Murmur?"}, files={"file": ("rec.wav", data, "audio/wav")})
+        assert r.status_code == 200, r.text
+        (waves, _), = backend.calls
+        assert len(waves[0]) == min(len(wave), 12 * 4000)  # up to 3 s x 4 of recording, not resampled
+        assert not any("resampled" in w for w in r.json()["warnings"])
+
+
 @pytest.mark.slow
 def test_ask_with_a_tiny_audio_lm(predictor, tmp_path, wave):
     from murmurlm.cli.serve import load_audio_lm

@@ -151,6 +151,9 @@ class AudioLMBackend(abc.ABC):
     name: ClassVar[str] = ""
     sampling_rate: int = 16000
     max_audio_seconds: float = 30.0
+    # Band mapping the model was fine-tuned with (murmurlm.models.instructions.AudioOptions.playback):
+    # audio is read at sampling_rate / playback and handed over as sampling_rate audio.
+    playback: float = 1.0
     model: "torch.nn.Module"
     source: "str | list[str]"
     # Where LoRA goes, by LoraSettings.target: module-name prefixes inside the loaded model.
@@ -351,7 +354,8 @@ class AudioLMBackend(abc.ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(directory)
-        meta = {"backend": self.name, "source": self.source, **self._adapter_extra_config()}
+        meta = {"backend": self.name, "source": self.source, "playback": float(self.playback),
+                **self._adapter_extra_config()}
         (directory / "murmurlm_backend.json").write_text(json.dumps(meta, indent=2) + "\n")
         return directory
 
@@ -598,6 +602,7 @@ def load_backend_from_adapter(directory: str | Path, device: str = "cpu", dtype:
             raise AudioLMError(f"{directory / 'murmurlm_backend.json'}: missing key {key!r}")
     cls = get_backend(meta["backend"])
     backend = cls.load(meta["source"], device=device, dtype=dtype, adapter=directory)
+    backend.playback = float(meta.get("playback", 1.0))  # adapters saved before band mapping: resampled
     if trainable:
         backend.load_adapter(directory, trainable=True)
     return backend

@@ -20,6 +20,16 @@ one of the :class:`AudioOptions` modes:
   costs a segmentation pass over the audio when the dataset is built).
 - ``"first"``: the first window only (cheap; one example per recording and question).
 
+**Band mapping** (``AudioOptions.playback``): with ``playback = 1`` (the default) a recording is
+resampled to the model's rate, so a murmur's 25-800 Hz fall in the lowest few of Whisper's 80 mel
+bands (0-8 kHz, dense only where speech is). With ``playback = k`` the recording is read at
+``sampling_rate / k`` and handed over *as if* it were at ``sampling_rate``: played k times faster.
+For k = 4 a 4 kHz CirCor recording goes in sample for sample, 25-800 Hz land at 100-3200 Hz where
+the speech mel bands are dense, and a 5 s window of heart sound is 1.25 s of encoder input (4x
+fewer positions). Windows, hops and cycles stay in seconds of the recording; the model sees
+``window_seconds / playback``. The mapping is part of the model: a fine-tuned adapter records it
+(``murmurlm_backend.json``) and is served with it.
+
 Audio is read lazily, when an example is accessed, so a dataset of all of CirCor costs little memory.
 
 Examples
@@ -207,8 +217,12 @@ class AudioOptions:
     hop_seconds: float | None = None  # window start to start; None: = window_seconds (no overlap)
     min_seconds: float = 1.0  # shorter recordings are skipped (and logged)
     max_windows: int | None = None  # per recording; None: all
+    playback: float = 1.0  # band mapping: 1 resamples to sampling_rate; k reads at sampling_rate / k and plays k x faster
 
     def __post_init__(self) -> None:
+        if self.playback < 1.0 or abs(self.sampling_rate / self.playback - round(self.sampling_rate / self.playback)) > 1e-6:
+            raise ValueError(f"playback must be >= 1 and divide sampling_rate={self.sampling_rate} into a whole "
+                             f"rate (e.g. 4: read at {self.sampling_rate // 4} Hz), got {self.playback}")
         if self.mode not in AUDIO_MODES:
             raise ValueError(f"audio mode {self.mode!r} is not one of {', '.join(AUDIO_MODES)}")
         if self.window_seconds <= 0:
@@ -219,6 +233,15 @@ class AudioOptions:
             raise ValueError(f"min_seconds must be in [0, window_seconds], got {self.min_seconds}")
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")
+
+
+def read_rate(options: AudioOptions) -> int:
+    """The rate a recording is read at: the model's, divided by the playback factor.
+
+    >>> read_rate(AudioOptions()), read_rate(AudioOptions(playback=4))
+    (16000, 4000)
+    """
+    return int(round(options.sampling_rate / options.playback))
 
 
 def recording_segments(rec: Recording, options: AudioOptions) -> Sequence[Segment]:
@@ -344,7 +367,7 @@ class InstructionDataset:
             log.warning("skipped %d recording(s) shorter than %.1f s", skipped, audio.min_seconds)
 
     def _bounds(self, rec: Recording) -> list[tuple[int, int]]:
-        rate = self.audio.sampling_rate
+        rate = read_rate(self.audio)
         if rec.num_samples is not None:
             n = int(np.ceil(rec.num_samples * rate / rec.sampling_rate))
         else:
@@ -357,7 +380,7 @@ class InstructionDataset:
     def __getitem__(self, index: int) -> Example:
         item = self.items[index]
         patient, rec = self.recordings[item.recording]
-        audio = load_recording(rec, self.audio.sampling_rate)[item.start: item.end]
+        audio = load_recording(rec, read_rate(self.audio))[item.start: item.end]
         labels = recording_labels(patient, rec, self.label_rule)
         meta = {"patient_id": patient.patient_id, "recording": rec.name, "location": rec.location,
                 "window": item.window, "task": item.task}
@@ -385,16 +408,18 @@ def feature_examples(audio: np.ndarray, labels: dict[str, str], prompts: PromptT
 def recording_probabilities(backend, audio: np.ndarray, prompts: PromptTemplates, audio_options: AudioOptions,
                             features: Sequence[str] = L.FEATURE_NAMES, location: str | None = None,
                             segments: Sequence[Segment] = (), batch_size: int = 8) -> dict[str, np.ndarray]:
-    """Closed-set class probabilities of one recording (``audio`` at the model rate).
+    """Closed-set class probabilities of one recording (``audio`` at :func:`read_rate`: the model
+    rate, or below it by the playback factor).
 
     Every window is scored for every feature (:meth:`AudioLMBackend.score`); the recording's
     probabilities are the mean over its windows. Returns feature -> ``(num_classes,)`` in
     ``labels.feature(name).classes`` order — the input of ``evaluate.aggregate.aggregate_patient``
     once stacked over a patient's recordings.
     """
-    bounds = window_bounds(audio.size, audio_options.sampling_rate, audio_options, segments)
+    rate = read_rate(audio_options)
+    bounds = window_bounds(audio.size, rate, audio_options, segments)
     if not bounds:  # too short for the options: score what there is
-        bounds = [(0, min(audio.size, int(audio_options.window_seconds * audio_options.sampling_rate)))]
+        bounds = [(0, min(audio.size, int(audio_options.window_seconds * rate)))]
     windows = [audio[a:b] for a, b in bounds]
     names = [L.feature(f).name for f in features]
     tasks = [(prompts.question(f, location), prompts.candidates(f)) for f in names]

@@ -71,6 +71,7 @@ from murmurlm.models.instructions import (
     PromptTemplates,
     load_prompts,
     load_recording,
+    read_rate,
     recording_labels,
     recording_probabilities,
 )
@@ -314,7 +315,7 @@ def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: Prom
         for pid, i in tqdm(mine, desc="eval", disable=not (progress and accelerator.is_main_process),
                            leave=False):
             rec = by_id[pid].recordings[i]
-            wave = load_recording(rec, audio.sampling_rate)
+            wave = load_recording(rec, read_rate(audio))
             segments = recording_segments(rec, audio)
             probs = recording_probabilities(backend, wave, prompts, audio, features, rec.location,
                                             segments, batch_size)
@@ -455,9 +456,11 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     if audio.sampling_rate != backend.sampling_rate:
         raise ConfigError(f"data.audio.sampling_rate={audio.sampling_rate} but {cfg.model.backend} takes "
                           f"{backend.sampling_rate} Hz; set data.audio.sampling_rate={backend.sampling_rate}")
-    if audio.window_seconds > backend.max_audio_seconds + 1e-6:
-        raise ConfigError(f"data.audio.window_seconds={audio.window_seconds} exceeds the model window "
-                          f"({backend.max_audio_seconds:g} s); set data.audio.window_seconds<={backend.max_audio_seconds:g}")
+    if audio.window_seconds / audio.playback > backend.max_audio_seconds + 1e-6:
+        raise ConfigError(f"data.audio.window_seconds={audio.window_seconds} (played {audio.playback:g}x faster) "
+                          f"exceeds the model window ({backend.max_audio_seconds:g} s); set "
+                          f"data.audio.window_seconds<={backend.max_audio_seconds * audio.playback:g}")
+    backend.playback = float(audio.playback)  # the band mapping is part of the model: saved with the adapter
     train_set = InstructionDataset(train_patients, prompts, audio, cfg.data.features, cfg.data.report,
                                    cfg.data.label_rule)
     if len(train_set) == 0:

@@ -251,12 +251,15 @@ class _Service:
 
     def ask(self, filename: str, data: bytes, question: str) -> dict:
         backend = self.audio_lm
-        rec = self.decode(filename, data, int(backend.sampling_rate))
+        # the adapter's band mapping: read at sampling_rate / playback, handed over as sampling_rate audio
+        playback = float(getattr(backend, "playback", 1.0))
+        rec = self.decode(filename, data, int(round(backend.sampling_rate / playback)))
         notes = list(rec.notes)
         wave = rec.waveform
-        limit = int(float(backend.max_audio_seconds) * rec.sampling_rate)
+        seconds = float(backend.max_audio_seconds) * playback  # of the recording
+        limit = int(seconds * rec.sampling_rate)
         if len(wave) > limit:
-            notes.append(f"only the first {backend.max_audio_seconds:g} s were given to the audio model")
+            notes.append(f"only the first {seconds:g} s were given to the audio model")
             wave = wave[:limit]
         with self.lm_lock:
             answers = backend.generate([wave], [question])
