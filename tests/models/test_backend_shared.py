@@ -90,3 +90,82 @@ def test_lora_regexes_are_those_adapters_were_saved_with():
 
     assert qwen2_audio.lora_target_regex(mixed) == qwen.lora_target_regex(mixed)
     assert whisper_lm.lora_target_regex(mixed) == whisper.lora_target_regex(mixed)
+
+
+# --- encoder adaptation and one-pass answers (the audio-LM issue) --------------------------------
+
+
+def _two_class_audio(label: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    x = 0.02 * rng.standard_normal(t.size)
+    if label == "Present":
+        x += 0.5 * np.sin(2 * np.pi * 400 * t)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_encoder_lora_trains_the_encoder_and_round_trips(name, sources, tmp_path):
+    """LoRA on the audio encoder and the language model (target both): the loss falls, the encoder's
+    LoRA weights move, the adapter reloads to the same scores."""
+    from murmurlm.models.audio_lm import Example
+
+    backend = get_backend(name).load(sources[name], lora=LoraSettings(rank=4, alpha=8, dropout=0.0, target="both"))
+    encoder = [n for n, p in backend.model.named_parameters() if p.requires_grad and "lora_" in n
+               and any(part in n for part in ("audio_tower", "encoder"))]
+    assert encoder, "no LoRA weights inside the audio encoder"
+    before = {n: p.detach().clone() for n, p in backend.model.named_parameters() if n in encoder}
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(list(backend.trainable_parameters()), lr=1e-2)
+    losses = []
+    backend.model.train()
+    for step in range(8):
+        labels = [CLASSES[(step + i) % 2] for i in range(4)]
+        loss = backend.loss(backend.collate([Example(_two_class_audio(c, 10 * step + i), QUESTION, c)
+                                             for i, c in enumerate(labels)]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    moved = [n for n, p in backend.model.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert moved, "the encoder's LoRA weights did not train"
+    audios = [_two_class_audio("Present", 99), _two_class_audio("Absent", 98)]
+    probs = backend.score(audios, [QUESTION] * 2, CLASSES)
+    again = load_backend_from_adapter(backend.save_adapter(tmp_path / "adapter"))
+    np.testing.assert_allclose(again.score(audios, [QUESTION] * 2, CLASSES), probs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_continuation_is_scored_without_the_end_of_answer_token(name, sources):
+    from murmurlm.models.audio_lm import Continuation
+
+    backend = get_backend(name).load(sources[name])
+    audio = _two_class_audio("Present", 0)
+    with backend._inference():
+        (ended,) = backend._candidate_log_likelihoods([audio], [[(QUESTION, ["Present", "Absent"])]], None, 2)
+        (open_,) = backend._candidate_log_likelihoods(
+            [audio], [[(QUESTION, [Continuation("Present"), Continuation("Absent")])]], None, 2)
+    assert (open_ > ended).all()  # the end token's log-probability (< 0) is left out
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_one_pass_answers_have_the_questions_shape_and_classes(name, sources):
+    """The whole report asked once and scored line by line: every feature gets a distribution over
+    exactly its classes, in the same order and shape as the 11-question scoring."""
+    from murmurlm.data import labels as L
+    from murmurlm.models.instructions import (DEFAULT_PROMPTS, AudioOptions, load_prompts,
+                                              recording_probabilities, report_probabilities)
+
+    backend = get_backend(name).load(sources[name])
+    prompts = load_prompts(DEFAULT_PROMPTS)
+    audio = np.concatenate([_two_class_audio("Present", 1), _two_class_audio("Absent", 2)])
+    opts = AudioOptions(window_seconds=1.0)
+    features = ["Murmur", "Systolic murmur pitch"]  # the tiny Whisper holds 128 decoder tokens: two report lines
+    one = report_probabilities(backend, audio, prompts, opts, features, batch_size=2)
+    eleven = recording_probabilities(backend, audio, prompts, opts, features, batch_size=2)
+    assert list(one) == list(eleven) == features
+    for f in features:
+        assert one[f].shape == eleven[f].shape == (L.feature(f).num_classes,)
+        assert one[f].sum() == pytest.approx(1.0) and (one[f] >= 0).all()
+    assert not all(np.allclose(one[f], eleven[f]) for f in features)  # a different question, other answers

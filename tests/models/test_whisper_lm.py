@@ -252,6 +252,35 @@ def test_the_band_mapping_trains_and_travels_with_the_adapter(source, synthetic_
         recipe.finetune(too_long, synthetic_circor, tmp_path / "run2", ids[:6], ids[6:8], progress=False, cpu=True)
 
 
+def test_one_pass_training_asks_one_question_per_window(source, synthetic_circor, tmp_path):
+    """data.one_pass: one (window, whole report) item per window instead of one per feature, and
+    the validation patients scored closed-set from the report, every feature's classes included."""
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.predictions import prob_columns, read_predictions
+    from murmurlm.models.instructions import REPORT_TASK
+    from murmurlm.recipes import config_path, load_recipe, shipped_file
+
+    recipe = load_recipe("finetune_audio_lm")
+    ids = sorted(p.patient_id for p in load_circor(synthetic_circor).patients)
+    features = ["Murmur", "Systolic murmur pitch"]
+    cfg = recipe.load_finetune_config(config_path("audio_lm/tiny"), [
+        "model.backend=whisper", f"model.source={source}", "model.lora.modules_to_save=[]",
+        "model.lora.target=language", "model.lora.target_modules=[q_proj, v_proj, out_proj]",
+        f"data.features=[{', '.join(features)}]", "data.one_pass=true", "data.report=false",
+        "train.batch_size=4", "train.max_steps=2", "train.save_every=0", "train.log_every=1"])
+    summary = recipe.finetune(cfg, synthetic_circor, tmp_path / "run", ids[:6], ids[6:8], progress=False, cpu=True)
+    from murmurlm.models.instructions import InstructionDataset, load_prompts
+
+    one = InstructionDataset(load_circor(synthetic_circor).patients[:6], load_prompts(shipped_file(cfg.data.prompts), features),
+                             cfg.data.audio, features, report=True, questions=False)
+    assert {it.task for it in one.items} == {REPORT_TASK}
+    assert summary["train_examples"] == len(one)
+    frame = read_predictions(tmp_path / "run" / "predictions_val.csv")
+    for f in features:
+        probs = frame[prob_columns(f)].to_numpy(float)
+        assert np.allclose(probs.sum(axis=1), 1.0)
+
+
 def test_gradient_checkpointing_trains_the_same(source):
     """Activation checkpointing (the shared, non-deprecated call) changes memory, not the gradients."""
     examples = [Example(_audio(CLASSES[i % 2], 300 + i), QUESTION, CLASSES[i % 2]) for i in range(2)]

@@ -549,6 +549,25 @@ def get_backend(name: str) -> type[AudioLMBackend]:
         ) from None
 
 
+class Continuation(str):
+    """A closed-set candidate that is not the end of the answer: scored without the end-of-answer
+    token (the answer goes on after it). One-pass answers score each feature's line of the
+    structured report this way, given the lines before it
+    (:func:`murmurlm.models.instructions.report_probabilities`).
+
+    >>> c = Continuation("Murmur: Present; ")
+    >>> isinstance(c, str), c == "Murmur: Present; ", is_continuation(c), is_continuation("Present")
+    (True, True, True, False)
+    """
+
+    __slots__ = ()
+
+
+def is_continuation(candidate: str) -> bool:
+    """Whether a candidate is scored without the end-of-answer token (a :class:`Continuation`)."""
+    return isinstance(candidate, Continuation)
+
+
 def candidate_softmax(loglik: np.ndarray) -> np.ndarray:
     """Rows of summed candidate log-likelihoods -> probabilities (a stable softmax per row).
 

@@ -337,13 +337,14 @@ class InstructionDataset:
     """Instruction examples over CirCor patients, read lazily (a ``Sequence`` of :class:`Example`).
 
     One item per (recording window, question). ``features`` are the questions asked; ``report``
-    adds the whole-report question. Usable directly with a torch DataLoader and a backend's
+    adds the whole-report question (the one-pass answer); ``questions=False`` leaves out the
+    per-feature questions (one-pass training: one item per window). Usable directly with a torch DataLoader and a backend's
     ``collate``.
     """
 
     def __init__(self, patients: Iterable[Patient], prompts: PromptTemplates, audio: AudioOptions,
                  features: Sequence[str] = L.FEATURE_NAMES, report: bool = False,
-                 label_rule: str = "patient"):
+                 label_rule: str = "patient", questions: bool = True):
         self.prompts = prompts
         self.audio = audio
         self.features = tuple(L.feature(f).name for f in features)
@@ -360,7 +361,7 @@ class InstructionDataset:
                     continue
                 r = len(self.recordings)
                 self.recordings.append((patient, rec))
-                tasks = [*self.features, *([REPORT_TASK] if report else [])]
+                tasks = [*(self.features if questions else ()), *([REPORT_TASK] if report else [])]
                 for w, (a, b) in enumerate(bounds):
                     self.items.extend(_Item(r, a, b, w, t) for t in tasks)
         if skipped:
@@ -405,6 +406,45 @@ def feature_examples(audio: np.ndarray, labels: dict[str, str], prompts: PromptT
 
 
 # --- closed-set prediction -------------------------------------------------------------------------------
+def _windows(audio: np.ndarray, audio_options: AudioOptions, segments: Sequence[Segment]) -> list[np.ndarray]:
+    rate = read_rate(audio_options)
+    bounds = window_bounds(audio.size, rate, audio_options, segments)
+    if not bounds:  # too short for the options: score what there is
+        bounds = [(0, min(audio.size, int(audio_options.window_seconds * rate)))]
+    return [audio[a:b] for a, b in bounds]
+
+
+def report_probabilities(backend, audio: np.ndarray, prompts: PromptTemplates, audio_options: AudioOptions,
+                         features: Sequence[str] = L.FEATURE_NAMES, location: str | None = None,
+                         segments: Sequence[Segment] = (), batch_size: int = 8) -> dict[str, np.ndarray]:
+    """Closed-set class probabilities of one recording from the **one-pass** answer: the whole
+    structured report (:meth:`PromptTemplates.report`, one line per feature) asked once.
+
+    The report is scored line by line, left to right, as a greedy decoder would write it: for
+    feature *k* every class's line is scored after the lines already chosen (a
+    :class:`~murmurlm.models.audio_lm.Continuation`, without the end-of-answer token, except for the
+    last line, which ends the answer), the softmax over the classes is that feature's probability
+    (mean over the recording's windows), and its most probable line is kept for the next ones. So
+    every class gets a probability, never an unparseable answer, and the result has the shape and
+    class order of :func:`recording_probabilities`.
+    """
+    from murmurlm.models.audio_lm import Continuation
+
+    windows = _windows(audio, audio_options, segments)
+    names = [L.feature(f).name for f in features]
+    question = prompts.report_prompt(location)
+    written = ""
+    out = {}
+    for k, name in enumerate(names):
+        last = k == len(names) - 1
+        lines = [prompts.report_line.format(feature=name, answer=a) for a in prompts.candidates(name)]
+        cands = [written + line if last else Continuation(written + line + "\n") for line in lines]
+        probs = backend.score_tasks(windows, [(question, cands)], system=prompts.system, batch_size=batch_size)[0]
+        out[name] = probs.mean(axis=0)
+        written += lines[int(np.argmax(out[name]))] + "\n"
+    return out
+
+
 def recording_probabilities(backend, audio: np.ndarray, prompts: PromptTemplates, audio_options: AudioOptions,
                             features: Sequence[str] = L.FEATURE_NAMES, location: str | None = None,
                             segments: Sequence[Segment] = (), batch_size: int = 8) -> dict[str, np.ndarray]:
@@ -416,11 +456,7 @@ def recording_probabilities(backend, audio: np.ndarray, prompts: PromptTemplates
     ``labels.feature(name).classes`` order — the input of ``evaluate.aggregate.aggregate_patient``
     once stacked over a patient's recordings.
     """
-    rate = read_rate(audio_options)
-    bounds = window_bounds(audio.size, rate, audio_options, segments)
-    if not bounds:  # too short for the options: score what there is
-        bounds = [(0, min(audio.size, int(audio_options.window_seconds * rate)))]
-    windows = [audio[a:b] for a, b in bounds]
+    windows = _windows(audio, audio_options, segments)
     names = [L.feature(f).name for f in features]
     tasks = [(prompts.question(f, location), prompts.candidates(f)) for f in names]
     probs = backend.score_tasks(windows, tasks, system=prompts.system, batch_size=batch_size)

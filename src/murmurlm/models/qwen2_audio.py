@@ -50,6 +50,7 @@ from murmurlm.models.audio_lm import (
     AudioLMError,
     Batch,
     Example,
+    is_continuation,
     LoraSettings,
     register_backend,
 )
@@ -136,7 +137,7 @@ class Qwen2AudioBackend(AudioLMBackend):
         ids = self._text_ids(answer)
         if not ids:
             raise AudioLMError("empty answer text")
-        return ids + [self.end_id]
+        return ids if is_continuation(answer) else ids + [self.end_id]
 
     # --- training ---------------------------------------------------------------------------------
     def collate(self, examples: Sequence[Example]) -> Batch:

@@ -74,6 +74,7 @@ from murmurlm.models.instructions import (
     read_rate,
     recording_labels,
     recording_probabilities,
+    report_probabilities,
 )
 from murmurlm.recipes import recipe_arguments, resolve_config, shipped_file
 from murmurlm.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
@@ -103,6 +104,7 @@ class DataConfig:
     prompts: str = "audio_lm/prompts.yaml"  # a file, or one in the shipped configs (murmurlm.recipes)
     features: list[str] = field(default_factory=lambda: list(L.FEATURE_NAMES))
     report: bool = True  # also the whole-report question
+    one_pass: bool = False  # train and score the whole-report answer only (one item per window, 11 answers in one)
     label_rule: str = "patient"  # patient | location (no murmur where it is not heard)
     val_fraction: float = 0.2  # without --split: stratified share of patients kept for validation
     max_patients: int | None = None  # use only the first N patients (smoke tests)
@@ -293,11 +295,13 @@ class _Ordered(torch.utils.data.Dataset):
 
 def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: PromptTemplates,
              audio: AudioOptions, features: Sequence[str], accelerator, batch_size: int = 8,
-             progress: bool = True) -> tuple[dict, dict]:
+             progress: bool = True, one_pass: bool = False) -> tuple[dict, dict]:
     """Closed-set predictions for ``patients`` (recordings shared out across processes).
 
     Returns (metrics, predictions frame) on every process: the recordings are aggregated by
     :func:`murmurlm.evaluate.patients.predict_patients` (a feature not asked counts as uniform),
+    each recording scored by the 11 questions, or with ``one_pass`` by the whole-report answer
+    (:func:`murmurlm.models.instructions.report_probabilities`);
     the patients scored by :func:`murmurlm.evaluate.report.evaluate_predictions`; ``metrics``
     holds accuracy, macro-F1 and UAR of each of ``features`` and the mean of their macro-F1.
     """
@@ -317,7 +321,8 @@ def evaluate(backend: AudioLMBackend, patients: Sequence[Patient], prompts: Prom
             rec = by_id[pid].recordings[i]
             wave = load_recording(rec, read_rate(audio))
             segments = recording_segments(rec, audio)
-            probs = recording_probabilities(backend, wave, prompts, audio, features, rec.location,
+            score = report_probabilities if one_pass else recording_probabilities
+            probs = score(backend, wave, prompts, audio, features, rec.location,
                                             segments, batch_size)
             results.append((pid, i, {k: v.tolist() for k, v in probs.items()}))
     results = gather_object(results) if accelerator.num_processes > 1 else results
@@ -461,8 +466,9 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
                           f"exceeds the model window ({backend.max_audio_seconds:g} s); set "
                           f"data.audio.window_seconds<={backend.max_audio_seconds * audio.playback:g}")
     backend.playback = float(audio.playback)  # the band mapping is part of the model: saved with the adapter
-    train_set = InstructionDataset(train_patients, prompts, audio, cfg.data.features, cfg.data.report,
-                                   cfg.data.label_rule)
+    train_set = InstructionDataset(train_patients, prompts, audio, cfg.data.features,
+                                   cfg.data.report or cfg.data.one_pass,
+                                   cfg.data.label_rule, questions=not cfg.data.one_pass)
     if len(train_set) == 0:
         raise MurmurlmError(f"no training examples from {data} ({len(train_patients)} train patients)")
     micro_per_epoch = len(train_set) // tc.batch_size
@@ -564,7 +570,8 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
             sum_loss, sum_tokens = 0.0, 0
             if tc.eval_every and step % tc.eval_every == 0 and not final and val_patients:
                 metrics, _ = evaluate(backend, val_patients[: tc.eval_max_patients], prompts, eval_audio,
-                                      cfg.data.features, accelerator, tc.score_batch_size, progress)
+                                      cfg.data.features, accelerator, tc.score_batch_size, progress,
+                                      cfg.data.one_pass)
                 backend.model.train()
                 if accelerator.is_main_process:
                     metrics_log.write({"step": step, "epoch": epoch, "val": metrics})
@@ -597,7 +604,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, train_ids: 
     if val_patients:
         t1 = time.time()
         metrics, predictions = evaluate(backend, val_patients, prompts, eval_audio, cfg.data.features, accelerator,
-                                        tc.score_batch_size, progress)
+                                        tc.score_batch_size, progress, cfg.data.one_pass)
         summary["val"] = metrics
         summary["eval_seconds"] = round(time.time() - t1, 2)
         if accelerator.is_main_process:

@@ -59,6 +59,7 @@ from murmurlm.models.audio_lm import (
     Example,
     LoraSettings,
     adapter_folder,
+    is_continuation,
     read_adapter_meta,
     register_backend,
 )
@@ -211,8 +212,9 @@ class WhisperLMBackend(AudioLMBackend):
         return prev + self._text_ids(text) + self.start_ids
 
     def answer_ids(self, answer: str) -> list[int]:
-        """``␣answer<|endoftext|>``: what the loss covers and closed-set scoring sums over."""
-        return self._text_ids(answer) + [self.tokens.eot]
+        """``␣answer<|endoftext|>``: what the loss covers and closed-set scoring sums over
+        (a :class:`~murmurlm.models.audio_lm.Continuation`: without the end token)."""
+        return self._text_ids(answer) + ([] if is_continuation(answer) else [self.tokens.eot])
 
     def _check_length(self, n: int, what: str) -> None:
         if n > self.max_target:
