@@ -112,6 +112,31 @@ def test_circor_folder_to_csv(ckpt, synthetic_circor, tmp_path, capsys):
     assert "P(Murmur=Present)" in frame.columns
 
 
+def test_circor_folder_to_challenge_files(ckpt, synthetic_circor, tmp_path, capsys):
+    """--format challenge: one Challenge 2022 output file per patient, holding the same Murmur and
+    Outcome labels and probabilities as the CSV."""
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.challenge import challenge_probabilities, read_challenge_output
+    from murmurlm.evaluate.predictions import prob_columns, read_predictions
+
+    out = tmp_path / "challenge"
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--format", "challenge",
+                 "--out", str(out)]) == 0
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--out", str(tmp_path / "p.csv")]) == 0
+    frame = read_predictions(tmp_path / "p.csv")
+    ids = sorted(p.patient_id for p in load_circor(synthetic_circor))
+    assert sorted(p.stem for p in out.glob("*.csv")) == ids
+    for pid in ids:
+        got = read_challenge_output(out / f"{pid}.csv")
+        assert got.patient_id == pid
+        assert got.label(("Present", "Unknown", "Absent")) == frame.loc[pid, "Murmur"]
+        assert got.label(("Abnormal", "Normal")) == frame.loc[pid, "Outcome"]
+        probs = challenge_probabilities(got)
+        np.testing.assert_allclose(probs["Murmur"], frame.loc[pid, prob_columns("Murmur")].to_numpy(float), atol=1e-6)
+    assert main(["predict", "--model", str(ckpt), str(synthetic_circor), "--format", "challenge"]) != 0
+    assert "--out FOLDER" in capsys.readouterr().err
+
+
 def test_circor_folder_patient_list(ckpt, synthetic_circor, tmp_path, capsys):
     from murmurlm.data.circor import load_circor
     from murmurlm.evaluate.predictions import read_predictions

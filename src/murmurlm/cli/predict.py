@@ -66,6 +66,9 @@ def predict_command(
                                                   help="The systolic character also from the average heartbeats "
                                                        "(Mamba cycles): 'default' (the packaged head, with the packaged "
                                                        "model only), a head JSON, or 'none' (the CNN alone)."),
+    output_format: str = typer.Option("csv", "--format", help="csv: one predictions CSV (--out FILE); challenge: "
+                                                              "PhysioNet Challenge 2022 output files, one "
+                                                              "<patient>.csv per patient (--out FOLDER)."),
 ) -> None:
     """Predict the 11 murmur features."""
     from murmurlm.data.circor import Problem
@@ -77,6 +80,10 @@ def predict_command(
     for p in inputs:
         if not p.exists():
             raise MurmurlmError(f"{p}: no such file or folder")
+    if output_format not in ("csv", "challenge"):
+        raise MurmurlmError(f"--format must be csv or challenge, got {output_format!r}")
+    if output_format == "challenge" and (out is None or not (len(inputs) == 1 and _is_circor_folder(inputs[0]))):
+        raise MurmurlmError("--format challenge writes one file per patient: give one CirCor folder and --out FOLDER")
     if threads is not None and threads < 1:
         raise MurmurlmError(f"--threads must be >= 1, got {threads}")
     head: object = "default" if descriptor_head == "default" else None if descriptor_head in (None, "none") \
@@ -124,6 +131,15 @@ def predict_command(
         _report_problems(problems)
         if frame is None or len(frame) == 0:
             raise MurmurlmError(f"{inputs[0]}: no patient could be predicted")
+        if output_format == "challenge":
+            from murmurlm.evaluate.challenge import write_challenge_outputs
+
+            try:
+                written = write_challenge_outputs(frame, out)
+            except ValueError as err:
+                raise MurmurlmError(f"{model or 'the model'}: {err}") from None
+            typer.echo(f"wrote {len(written)} Challenge output file(s) to {out}", err=True)
+            return
         _write_frame(frame, out)
         return
     predictions = {}

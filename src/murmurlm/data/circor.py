@@ -304,7 +304,14 @@ def read_patient_txt(path: str | Path) -> PatientHeader:
     """Parse a patient header ``<id>.txt``: ``<id> <num recordings> <fs>``, one line per recording
     (``<loc> <hea> <wav> <tsv>``), then ``#Key: value`` lines."""
     path = Path(path)
-    lines = _read_text(path).splitlines()
+    return parse_patient_text(_read_text(path), path)
+
+
+def parse_patient_text(text: str, path: str | Path = "<patient data>") -> PatientHeader:
+    """:func:`read_patient_txt` on the text of a header (e.g. what the Challenge's
+    ``load_patient_data`` returns); ``path`` names it in errors."""
+    path = Path(path)
+    lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise DataFormatError(path, "empty patient header", 1)
     first = lines[0].split()
