@@ -157,3 +157,17 @@ def test_bom_crlf_quotes_and_duplicated_header(tmp_path):
     (tmp_path / "p3.csv").write_text("")
     with pytest.raises(DataFormatError, match="empty predictions file"):
         read_predictions(tmp_path / "p3.csv")
+
+
+def test_location_columns_are_read_checked_and_ordered(tmp_path):
+    header = [*HEADER, "Murmur locations", "Most audible location"]
+    path = write_csv(tmp_path / "p.csv", header, [row("1") + ["nan", "nan"], row("2", "Present") + ["TV+AV", "TV"]])
+    frame = read_predictions(path)
+    assert frame.loc["2", "Murmur locations"] == "AV+TV" and frame.loc["2", "Most audible location"] == "TV"
+    assert frame.loc["1", "Murmur locations"] == "nan"
+    bad = write_csv(tmp_path / "b.csv", header, [row("1", "Present") + ["AV+XX", "AV"]])
+    with pytest.raises(DataFormatError, match=r"b\.csv:2: patient 1: unknown location 'XX'"):
+        read_predictions(bad)
+    bad = write_csv(tmp_path / "c.csv", header + ["P(Murmur locations=AV)"], [row("1") + ["nan", "nan", "0.5"]])
+    with pytest.raises(DataFormatError, match="unknown feature 'Murmur locations'"):
+        read_predictions(bad)

@@ -200,3 +200,25 @@ def test_ensemble_refuses_unlike_members(tmp_path):
         CompactEnsemble([m, m])(torch.zeros(1, 32, 100), {"Murmur": torch.zeros(1, dtype=torch.long)})
     with pytest.raises(ValueError, match="heads"):
         CompactEnsemble([m, CompactModel(CompactConfig(n_mels=32, channels=(4, 8), aux_outcome=False))])
+
+
+def test_a_circor_folder_prediction_says_where_the_murmur_is_heard(synthetic_circor, tmp_path):
+    """Murmur locations and Most audible location columns: sites the patient was recorded at, none
+    without a Present murmur, and the CSV reads them back unchanged."""
+    from murmurlm.data import labels as L
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.predictions import read_predictions, write_predictions
+    from murmurlm.inference.predict import load_model, predict_dataset
+
+    frame, _ = predict_dataset(load_model(descriptor_head=None), synthetic_circor, progress=False)
+    recorded = {p.patient_id: {r.location for r in p.recordings} for p in load_circor(synthetic_circor).patients}
+    for pid, row in frame.iterrows():
+        sites = set(L.parse_locations(row["Murmur locations"]))
+        if row["Murmur"] == "Present":
+            assert sites and sites <= recorded[pid] and row["Most audible location"] in sites
+        else:
+            assert not sites and row["Most audible location"] == "nan"
+    write_predictions(frame, tmp_path / "p.csv")
+    back = read_predictions(tmp_path / "p.csv")
+    assert (back["Murmur locations"] == frame["Murmur locations"]).all()
+    assert (back["Most audible location"] == frame["Most audible location"]).all()

@@ -32,19 +32,20 @@ import pandas as pd
 
 from murmurlm.data import labels as L
 from murmurlm.evaluate.aggregate import PatientPrediction
-from murmurlm.evaluate.predictions import LABEL_COLUMNS, predictions_frame
+from murmurlm.evaluate.predictions import LABEL_COLUMNS, OPTIONAL_COLUMNS, normalise_label, predictions_frame
 
 BASELINES: tuple[str, ...] = ("majority", "prior")
 
 
 def class_priors(train_labels: Sequence[Mapping[str, str]]) -> dict[str, np.ndarray]:
-    """Training class frequencies per feature (schema class order); Outcome when every patient has one."""
+    """Training class frequencies per feature (schema class order); Outcome and Most audible
+    location when every patient has one."""
     if not train_labels:
         raise ValueError("class_priors: no training patients to fit on")
     priors = {}
-    for name in LABEL_COLUMNS:
+    for name in (n for n in LABEL_COLUMNS if n != L.MURMUR_LOCATIONS_NAME):
         if not all(name in t for t in train_labels):
-            if name == L.OUTCOME.name:
+            if name in OPTIONAL_COLUMNS:
                 continue
             raise ValueError(f"class_priors: training labels lack {name!r}")
         feat = L.feature(name)
@@ -53,18 +54,38 @@ def class_priors(train_labels: Sequence[Mapping[str, str]]) -> dict[str, np.ndar
     return priors
 
 
+def _with_locations(labels: dict[str, str], sites: str | None) -> dict[str, str]:
+    """Murmur locations (when the training labels have them) and Most audible location consistent
+    with the Murmur label: none without a Present murmur."""
+    if sites is not None:
+        labels[L.MURMUR_LOCATIONS_NAME] = sites
+    if labels.get(L.MURMUR.name) != "Present":
+        for name in (L.MURMUR_LOCATIONS_NAME, L.MOST_AUDIBLE_LOCATION.name):
+            if name in labels:
+                labels[name] = L.NO_MURMUR
+    return labels
+
+
 def _majority(train_labels, patient_ids, priors, rng) -> dict[str, PatientPrediction]:
     labels = {name: L.feature(name).classes[int(np.argmax(p))] for name, p in priors.items()}
     labels = L.make_consistent(labels)
+    sites = None
+    if all(L.MURMUR_LOCATIONS_NAME in t for t in train_labels):  # the most frequent set of a murmur patient
+        sets = [normalise_label(L.MURMUR_LOCATIONS_NAME, t[L.MURMUR_LOCATIONS_NAME]) for t in train_labels
+                if t.get(L.MURMUR.name) == "Present"]
+        sites = max(sorted(set(sets)), key=sets.count) if sets else L.NO_MURMUR
+    labels = _with_locations(labels, sites)
     return {pid: PatientPrediction(dict(labels), dict(priors)) for pid in patient_ids}
 
 
 def _prior(train_labels, patient_ids, priors, rng) -> dict[str, PatientPrediction]:
     draws = rng.integers(0, len(train_labels), size=len(patient_ids))
+    with_sites = all(L.MURMUR_LOCATIONS_NAME in t for t in train_labels)
     out = {}
     for pid, k in zip(patient_ids, draws):
         labels = {name: L.feature(name).normalise(train_labels[k][name]) for name in priors}
-        out[pid] = PatientPrediction(labels, dict(priors))
+        sites = normalise_label(L.MURMUR_LOCATIONS_NAME, train_labels[k][L.MURMUR_LOCATIONS_NAME]) if with_sites else None
+        out[pid] = PatientPrediction(_with_locations(labels, sites), dict(priors))
     return out
 
 

@@ -65,10 +65,52 @@ def scale_murmur(recording: RecordingProbs, scale: Sequence[float]) -> dict[str,
     return out
 
 
+HEARD_THRESHOLD = 0.5
+"""A murmur is heard at a site when P(Murmur=Present) of its recording there reaches this."""
+
+
+def locate_murmur(recordings: Sequence[RecordingProbs], locations: Sequence[str], murmur_label: str,
+                  threshold: float = HEARD_THRESHOLD) -> tuple[dict[str, str], dict[str, np.ndarray], dict[str, float]]:
+    """Where a patient's murmur is heard, from its recordings' P(Murmur=Present) (the compact model
+    learns that probability per site: a Present patient's recording is Present only where the
+    murmur is heard, :mod:`murmurlm.train.data`).
+
+    Returns ``(labels, probabilities, site probabilities)``: ``Murmur locations`` (the sites whose
+    P(Present) reaches ``threshold``, at least the most probable one; ``+``-joined) and ``Most
+    audible location`` (the most probable site; its probabilities are the sites' P(Present)
+    normalised over the recorded sites), both ``nan`` unless ``murmur_label`` is Present; and each
+    recorded site's P(Present) (its highest over its recordings).
+
+    >>> rec = lambda p: {"Murmur": np.array([p, 0.0, 1.0 - p])}
+    >>> labels, probs, sites = locate_murmur([rec(0.9), rec(0.2), rec(0.6)], ["MV", "AV", "TV"], "Present")
+    >>> labels, sites
+    ({'Murmur locations': 'TV+MV', 'Most audible location': 'MV'}, {'MV': 0.9, 'AV': 0.2, 'TV': 0.6})
+    >>> locate_murmur([rec(0.9)], ["MV"], "Absent")[0]
+    {'Murmur locations': 'nan', 'Most audible location': 'nan'}
+    """
+    present = L.MURMUR.classes.index("Present")
+    sites: dict[str, float] = {}
+    for rec, loc in zip(recordings, locations):
+        if loc in L.LOCATIONS:
+            sites[loc] = max(sites.get(loc, 0.0), float(np.asarray(rec[L.MURMUR.name])[present]))
+    loud = L.MOST_AUDIBLE_LOCATION
+    probs = np.zeros(loud.num_classes)
+    if murmur_label != "Present" or not sites:
+        probs[loud.classes.index(L.NO_MURMUR)] = 1.0
+        return ({L.MURMUR_LOCATIONS_NAME: L.NO_MURMUR, loud.name: L.NO_MURMUR}, {loud.name: probs}, sites)
+    most = max(sites, key=sites.get)
+    heard = {loc for loc, p in sites.items() if p >= threshold} | {most}
+    total = sum(sites.values())
+    for loc, p in sites.items():
+        probs[loud.classes.index(loc)] = p / total if total > 0 else 1.0 / len(sites)
+    labels = {L.MURMUR_LOCATIONS_NAME: "+".join(loc for loc in L.LOCATIONS if loc in heard), loud.name: most}
+    return labels, {loud.name: probs}, sites
+
+
 def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str = "any",
                          character_rule: str = "murmur-weighted", murmur_scale: Sequence[float] | None = None,
                          heads: Sequence[str] | None = None, character: Mapping[str, np.ndarray] | None = None,
-                         character_weight: float = 0.5) -> PatientPrediction:
+                         character_weight: float = 0.5, locations: Sequence[str] | None = None) -> PatientPrediction:
     """One patient's prediction from its recordings' probabilities (at least one recording).
 
     ``heads``: the features to aggregate (default: every key of the first recording; all 11
@@ -86,7 +128,14 @@ def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str 
         recordings = [scale_murmur(r, murmur_scale) for r in recordings]
     names = tuple(recordings[0]) if heads is None else tuple(heads)
     stacked = {h: np.stack([np.asarray(r[h], dtype=np.float64) for r in recordings]) for h in names}
-    return aggregate_patient(stacked, murmur_rule, character_rule, character, character_weight)
+    prediction = aggregate_patient(stacked, murmur_rule, character_rule, character, character_weight)
+    if locations is not None:  # each recording's site: where the murmur is heard
+        if len(locations) != len(recordings):
+            raise ValueError(f"aggregate_recordings: {len(locations)} locations for {len(recordings)} recordings")
+        labels, probs, _ = locate_murmur(recordings, locations, prediction.labels[L.MURMUR.name])
+        prediction.labels.update(labels)
+        prediction.probabilities.update(probs)
+    return prediction
 
 
 def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs]]
@@ -95,7 +144,8 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
                      murmur_scale: Sequence[float] | None = None,
                      heads: Sequence[str] | None = None,
                      character: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-                     character_weight: float = 0.5) -> pd.DataFrame:
+                     character_weight: float = 0.5,
+                     locations: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """The predictions frame of patients from their recordings' probabilities.
 
     ``recordings_by_patient`` maps (or yields pairs of) patient id -> that patient's recordings'
@@ -104,7 +154,9 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
     row; when none has one, the frame is empty (no columns). The rules, ``murmur_scale`` and
     ``heads`` are those of :func:`aggregate_recordings`. ``character``: patient id -> a second
     opinion on the systolic character (:class:`murmurlm.models.descriptor_head.DescriptorHead`
-    probabilities), blended in with ``character_weight``.
+    probabilities), blended in with ``character_weight``. ``locations``: patient id -> its
+    recordings' sites, in order (adds ``Murmur locations`` and ``Most audible location``,
+    :func:`locate_murmur`).
     """
     items = recordings_by_patient.items() if isinstance(recordings_by_patient, Mapping) else recordings_by_patient
     patients: dict[str, PatientPrediction] = {}
@@ -116,7 +168,8 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
         seen.add(pid)
         if len(recordings):
             patients[pid] = aggregate_recordings(recordings, murmur_rule, character_rule, murmur_scale, heads,
-                                                 (character or {}).get(pid), character_weight)
+                                                 (character or {}).get(pid), character_weight,
+                                                 None if locations is None else locations[pid])
     if not patients:
         return pd.DataFrame(index=pd.Index([], name=PATIENT_ID, dtype=object))
     return predictions_frame(patients)

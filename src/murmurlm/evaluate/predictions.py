@@ -9,6 +9,8 @@ Format
   ``Systolic murmur timing``, ... ``Diastolic murmur quality``; all 11 are required), holding
   CirCor's own class strings; ``nan`` (or an empty cell) means "no such murmur".
 - Optional ``Outcome`` column (``Abnormal`` / ``Normal``), needed for the challenge outcome cost.
+- Optional ``Murmur locations`` (CirCor's ``+``-joined sites, e.g. ``AV+MV``, or ``nan``) and
+  ``Most audible location`` (a site or ``nan``) columns: where the murmur is heard.
 - Optional probability columns named ``P(<feature>=<class>)``, e.g. ``P(Murmur=Present)``, values
   in [0, 1]. When a feature has any probability column it must have one for each of its classes.
 - Any other column is ignored (with a log message); an unknown ``P(...)`` column is an error.
@@ -60,8 +62,28 @@ log = logging.getLogger(__name__)
 PATIENT_ID = "Patient ID"
 PROB_COLUMN = "P({feature}={cls})"
 """Name of an optional probability column: ``PROB_COLUMN.format(feature=..., cls=...)``."""
-LABEL_COLUMNS: tuple[str, ...] = (*L.FEATURE_NAMES, L.OUTCOME.name)
-"""Label columns in file order: the 11 features (required), then Outcome (optional)."""
+LOCATION_COLUMNS: tuple[str, ...] = (L.MURMUR_LOCATIONS_NAME, L.MOST_AUDIBLE_LOCATION.name)
+"""Where the murmur is heard: the sites (multi-label, no probability columns) and the loudest one."""
+LABEL_COLUMNS: tuple[str, ...] = (*L.FEATURE_NAMES, L.OUTCOME.name, *LOCATION_COLUMNS)
+"""Label columns in file order: the 11 features (required), then Outcome and the locations (optional)."""
+OPTIONAL_COLUMNS: tuple[str, ...] = (L.OUTCOME.name, *LOCATION_COLUMNS)
+
+
+def _has_classes(name: str) -> bool:
+    """Whether a label column has a class list (and so may have probability columns)."""
+    return name != L.MURMUR_LOCATIONS_NAME
+
+
+def normalise_label(name: str, value: object) -> str:
+    """A label cell in its canonical form (CirCor's strings; locations in schema order, ``+``-joined).
+
+    >>> normalise_label("Murmur locations", "TV+AV"), normalise_label("Murmur locations", "")
+    ('AV+TV', 'nan')
+    """
+    if name == L.MURMUR_LOCATIONS_NAME:
+        sites = set(L.parse_locations(value))
+        return "+".join(loc for loc in L.LOCATIONS if loc in sites) or L.NO_MURMUR
+    return L.feature(name).normalise(value)
 _PROB_RE = re.compile(r"^P\((?P<feature>[^=]+)=(?P<cls>.+)\)$")
 
 
@@ -87,7 +109,8 @@ def _ordered_columns(columns: Iterable[str]) -> list[str]:
     present = set(columns)
     order = [c for c in LABEL_COLUMNS if c in present]
     for name in LABEL_COLUMNS:
-        order += [c for c in prob_columns(name) if c in present]
+        if _has_classes(name):
+            order += [c for c in prob_columns(name) if c in present]
     return order
 
 
@@ -98,7 +121,7 @@ def _prob_feature(path: Path, column: str) -> str:
         raise DataFormatError(path, f"column {column!r} looks like a probability column but is not "
                               f"'P(<feature>=<class>)'", 1)
     feat, cls = m.group("feature"), m.group("cls")
-    if feat not in LABEL_COLUMNS:
+    if feat not in LABEL_COLUMNS or not _has_classes(feat):
         raise DataFormatError(path, f"probability column {column!r}: unknown feature {feat!r}; "
                               f"valid: {', '.join(LABEL_COLUMNS)}", 1)
     if cls not in L.feature(feat).classes:
@@ -154,7 +177,7 @@ def _parse(path: Path, text: str) -> pd.DataFrame:
         ids.append(pid)
         for col in label_cols:
             try:
-                labels[col].append(L.feature(col).normalise(row[index[col]]))
+                labels[col].append(normalise_label(col, row[index[col]]))
             except L.LabelError as err:
                 raise DataFormatError(path, f"patient {pid}: {err}", lineno) from None
         for col in prob_cols:
@@ -252,15 +275,14 @@ def predictions_frame(patients: Mapping[str, PatientPrediction]) -> pd.DataFrame
     for name in LABEL_COLUMNS:
         have = [name in p.labels for p in preds]
         if not any(have):
-            if name != L.OUTCOME.name:
+            if name not in OPTIONAL_COLUMNS:
                 raise ValueError(f"predictions_frame: no patient has a {name!r} label")
             continue
         if not all(have):
             lacking = [pid for pid, h in zip(ids, have) if not h][:5]
             raise ValueError(f"predictions_frame: {name!r} missing for patient(s) {', '.join(lacking)}")
-        feat = L.feature(name)
-        data[name] = [feat.normalise(p.labels[name]) for p in preds]
-    for name in LABEL_COLUMNS:
+        data[name] = [normalise_label(name, p.labels[name]) for p in preds]
+    for name in (n for n in LABEL_COLUMNS if _has_classes(n)):
         have = [name in p.probabilities for p in preds]
         if not any(have):
             continue

@@ -253,6 +253,18 @@ def write_reports(results: Mapping[str, dict], out_dir: str | Path, title: str =
         md.append("")
         hp.append("</div>")
 
+    located = {n: r["locations"] for n, r in results.items() if r.get("locations")}
+    if located:  # where the murmur is heard, among the patients whose murmur is Present
+        l_head = ["model", "patients", "exact set", "most audible", "mean site F1",
+                  *[f"F1 {loc}" for loc in L.LOCATIONS]]
+        l_rows = [[n, str(v["patients"]), _fmt(v["exact_set_accuracy"]), _fmt(v["most_audible_accuracy"]),
+                   _fmt(v["mean_site_f1"]), *[_fmt(v["per_site_f1"].get(loc)) for loc in L.LOCATIONS]]
+                  for n, v in located.items()]
+        text = ("Patients whose murmur is Present: accuracy of the exact set of sites where it is heard "
+                "(Murmur locations), of the most audible site, and the F1 of 'heard here' per site.")
+        md += ["## Murmur locations", "", text, "", _md_table(l_head, l_rows), ""]
+        hp += ["<h2>Murmur locations</h2>", f"<p>{html.escape(text)}</p>", _html_table(l_head, l_rows)]
+
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     html_path = out_dir / "report.html"

@@ -79,9 +79,11 @@ def dataset_labels(root: str | Path) -> dict[str, dict[str, str]]:
         table = circor.read_label_table(table_path)
         out = {}
         for lineno, (pid, row) in enumerate(table.items(), start=2):
-            out[pid] = circor.patient_labels(row, table_path, lineno)[0]
+            labels, sites = circor.patient_labels(row, table_path, lineno)
+            out[pid] = {**labels, L.MURMUR_LOCATIONS_NAME: "+".join(sites) or L.NO_MURMUR}
         return out
-    return {p.patient_id: dict(p.labels) for p in circor.load_circor(root)}
+    return {p.patient_id: {**p.labels, L.MURMUR_LOCATIONS_NAME: "+".join(p.murmur_locations) or L.NO_MURMUR}
+            for p in circor.load_circor(root)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,6 +119,50 @@ def _headline(value: float | None, samples: np.ndarray | None, confidence: float
     value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     ci = M.confidence_interval(samples, confidence) if samples is not None and value is not None else None
     return {"value": value, "ci": ci, "higher_is_better": higher, "label": label}
+
+
+def location_scores(frame: pd.DataFrame, truth_rows: Sequence[Mapping[str, str]]) -> dict | None:
+    """Where the murmur is heard, among the patients whose murmur is Present (truth): per site F1
+    of "heard here" (``Murmur locations``), the exact-set accuracy, and the accuracy of the ``Most
+    audible location``. None when the predictions or the labels lack the columns.
+
+    >>> import pandas as pd
+    >>> truth = [{"Murmur": "Present", "Murmur locations": "AV+MV", "Most audible location": "MV"},
+    ...          {"Murmur": "Absent", "Murmur locations": "nan", "Most audible location": "nan"}]
+    >>> pred = pd.DataFrame({"Murmur locations": ["AV+MV", "nan"], "Most audible location": ["AV", "nan"]})
+    >>> s = location_scores(pred, truth)
+    >>> s["patients"], s["exact_set_accuracy"], s["most_audible_accuracy"], s["per_site_f1"]["MV"]
+    (1, 1.0, 0.0, 1.0)
+    """
+    from murmurlm.evaluate.predictions import normalise_label
+
+    sites_col, loud_col = L.MURMUR_LOCATIONS_NAME, L.MOST_AUDIBLE_LOCATION.name
+    if sites_col not in frame.columns or not all(sites_col in t for t in truth_rows):
+        return None
+    rows = [i for i, t in enumerate(truth_rows) if L.MURMUR.normalise(t.get(L.MURMUR.name)) == "Present"]
+    if not rows:
+        return None
+
+    def sites(value) -> set[str]:
+        return set(L.parse_locations(normalise_label(sites_col, value)))
+
+    true_sets = [sites(truth_rows[i][sites_col]) for i in rows]
+    pred_sets = [sites(frame[sites_col].iloc[i]) for i in rows]
+    per_site = {}
+    for loc in L.LOCATIONS:
+        tp = sum(loc in t and loc in p for t, p in zip(true_sets, pred_sets))
+        fp = sum(loc not in t and loc in p for t, p in zip(true_sets, pred_sets))
+        fn = sum(loc in t and loc not in p for t, p in zip(true_sets, pred_sets))
+        per_site[loc] = None if tp + fn == 0 else float(2 * tp / (2 * tp + fp + fn))
+    out = {"patients": len(rows), "per_site_f1": per_site,
+           "mean_site_f1": M.mean_of_defined(per_site.values()),
+           "exact_set_accuracy": float(np.mean([t == p for t, p in zip(true_sets, pred_sets)])),
+           "most_audible_accuracy": None}
+    if loud_col in frame.columns and all(loud_col in truth_rows[i] for i in rows):
+        hits = [L.MOST_AUDIBLE_LOCATION.normalise(truth_rows[i][loud_col])
+                == L.MOST_AUDIBLE_LOCATION.normalise(frame[loud_col].iloc[i]) for i in rows]
+        out["most_audible_accuracy"] = float(np.mean(hits))
+    return out
 
 
 def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[str, str]], *,
@@ -257,6 +303,7 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
         "name": name or (Path(source).stem if source and not str(source).startswith("<") else "model"),
         "source": source,
         "num_patients": n,
+        "locations": location_scores(frame, truth_rows),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "confidence": confidence, "method": "percentile"},
         "headline": headline,
         "challenge": challenge,

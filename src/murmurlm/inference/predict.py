@@ -331,8 +331,9 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
     """Predict every patient (or ``patient_ids``) of a CirCor-layout folder (or of its manifest
     folder, or of a loaded dataset: :func:`murmurlm.data.manifest.open_circor`).
 
-    Returns the predictions frame (one row per patient, labels and ``P(feature=class)`` columns)
-    and the problems met: unusable patients and unreadable recordings are reported and skipped;
+    Returns the predictions frame (one row per patient, labels and ``P(feature=class)`` columns,
+    with ``Murmur locations`` and ``Most audible location`` from each recording's site:
+    :func:`murmurlm.evaluate.patients.locate_murmur`) and the problems met: unusable patients and unreadable recordings are reported and skipped;
     a patient with no readable recording gets no row.
 
     ``descriptor_head`` (:class:`murmurlm.models.descriptor_head.DescriptorHead`; ``"model"``: the
@@ -364,16 +365,17 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
             rows = descriptor_head.predict_proba(patient_matrix(described, vectors))
             character = {p.patient_id: {f: v[k] for f, v in rows.items()} for k, p in enumerate(described)}
     by_patient: dict[str, list[dict[str, np.ndarray]]] = {}
+    sites: dict[str, list[str]] = {}
     i = 0
     for patient in data.patients:
-        recs = [probs[j] for j in range(i, i + len(patient.recordings)) if j in probs]
+        kept = [j for j in range(i, i + len(patient.recordings)) if j in probs]
+        recs = [probs[j] for j in kept]
+        sites[patient.patient_id] = [recordings[j].location for j in kept]
         i += len(patient.recordings)
         if not recs:
             problems.append(Problem(data.root, f"patient {patient.patient_id}: no readable recording; not predicted",
                                     None, "error"))
         by_patient[patient.patient_id] = recs
-    if character is not None:
-        return predict_patients(by_patient, model.murmur_rule, model.character_rule, heads=model.heads,
-                                character=character,
-                                character_weight=float(descriptor_head.meta.get("weight", 0.5))), problems
-    return model.predict_patients(by_patient), problems
+    weight = float(descriptor_head.meta.get("weight", 0.5)) if character is not None else 0.5
+    return predict_patients(by_patient, model.murmur_rule, model.character_rule, heads=model.heads,
+                            character=character, character_weight=weight, locations=sites), problems
