@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     parser.add_argument("--members", required=True, help="comma-separated compact_cv.py run folders (one per seed)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "characterization")
     parser.add_argument("--segmentations", type=Path, default=None,
-                        help="folder of <recording>.tsv from `murmurlm segment predict mamba` (default: RUNS/segments)")
+                        help="folder of <recording>.tsv from `murmurlm segment predict --method mamba` (default: RUNS/segments)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--bootstrap", type=int, default=0)
     parser.add_argument("--transplants", type=int, default=15,

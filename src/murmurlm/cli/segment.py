@@ -1,8 +1,11 @@
 """``murmurlm segment``: heart-cycle segmentation (train, predict, evaluate).
 
     murmurlm segment train --method springer|mamba --data DIR --out DIR [--config FILE] [key=value ...]
-    murmurlm segment predict springer|mamba|MODEL_FILE AUDIO_OR_DIR... --out DIR
-    murmurlm segment evaluate --data DIR [--patients FILE] [--method springer|mamba] [--model FILE] [--json FILE]
+    murmurlm segment predict AUDIO_OR_DIR... --out DIR [--method mamba|springer] [--model FILE]
+    murmurlm segment evaluate --data DIR [--patients FILE] [--method mamba|springer] [--model FILE] [--json FILE]
+
+``--method`` picks a shipped segmenter (default ``mamba``, the better one); ``--model FILE`` a trained
+one (``.pt`` Mamba, ``.npz`` Springer), whose kind sets the method.
 
 ``predict`` writes one CirCor-format ``.tsv`` per audio file (``<name>.tsv``); ``evaluate`` scores a
 segmenter against a CirCor folder's ``.tsv`` files (S1/S2 event F1 at 60 ms, frame accuracy per
@@ -69,21 +72,24 @@ def _audio_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _model_and_method(spec: str):
+def _model_and_method(method: str, model_file: Optional[Path]):
+    """The segmenter to use: a model file (its kind is the method), else the shipped ``method``."""
     from murmurlm.signal.segment import _method_of, load_segmenter
 
-    if spec in METHODS:
-        return None, spec
-    model = load_segmenter(Path(spec))
+    if model_file is None:
+        _check_method(method)
+        return None, method
+    model = load_segmenter(Path(model_file))
     return model, _method_of(model)
 
 
 @segment_app.command("predict")
 def predict_command(
-    model: str = typer.Argument(..., help="springer or mamba (the shipped default model), or a model file "
-                                          "(.npz Springer, .pt Mamba)."),
     inputs: list[Path] = typer.Argument(..., help="Audio files (WAV/FLAC), folders of them, or a CirCor folder."),
     out: Path = typer.Option(..., "--out", help="Folder for the .tsv files (<name>.tsv)."),
+    method: str = typer.Option("mamba", "--method", help="mamba (the better) or springer (faster)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.pt Mamba, .npz Springer; default: the "
+                                                               "shipped model of --method)."),
 ) -> None:
     """Segment recordings and write CirCor-format .tsv files."""
     from tqdm.auto import tqdm
@@ -91,7 +97,7 @@ def predict_command(
     from murmurlm.data.audio import read_pcg
     from murmurlm.signal.segment import pcg_segment, write_tsv
 
-    loaded, method = _model_and_method(model)
+    loaded, method = _model_and_method(method, model)
     files = _audio_files(inputs)
 
     failures = 0
@@ -114,8 +120,9 @@ def predict_command(
 def evaluate_command(
     data: Path = typer.Option(..., "--data", envvar="MURMURLM_CIRCOR", help="CirCor folder ($MURMURLM_CIRCOR)."),
     patients: Optional[Path] = typer.Option(None, "--patients", help="Patient list (e.g. splits/circor-dev/val.txt); default: all."),
-    method: str = typer.Option("springer", "--method", help="springer or mamba."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the shipped model of --method)."),
+    method: str = typer.Option("mamba", "--method", help="mamba (the better) or springer (faster)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (.pt Mamba, .npz Springer; default: the "
+                                                               "shipped model of --method)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON here."),
 ) -> None:
     """Score a segmenter against the .tsv files of a CirCor folder."""
@@ -127,10 +134,9 @@ def evaluate_command(
     from murmurlm.signal.segment import load_segmenter
     from murmurlm.signal.segment.evaluation import evaluate_segmenter
 
-    _check_method(method)
+    loaded, method = _model_and_method(method, model)
     ids = read_patient_list(patients) if patients else None
     dataset = load_circor(data, patient_ids=ids)
-    loaded = load_segmenter(model) if model else None
     result = evaluate_segmenter(loaded if loaded is not None else method, dataset.recordings, method=method)
     if result.recordings == 0:
         why = f" ({len(result.failed)} failed, e.g. {result.failed[0][0]}: {result.failed[0][1]})" if result.failed else ""

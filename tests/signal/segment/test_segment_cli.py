@@ -13,7 +13,7 @@ from murmurlm.data.circor import read_tsv
 def test_predict_writes_tsv_files_the_reader_accepts(synthetic_circor, tmp_path):
     audio = sorted((synthetic_circor / "training_data").glob("*.wav"))[:3]
     out = tmp_path / "pred"
-    assert main(["segment", "predict", "springer", *map(str, audio), "--out", str(out)]) == 0
+    assert main(["segment", "predict", *map(str, audio), "--out", str(out), "--method", "springer"]) == 0
     written = sorted(out.glob("*.tsv"))
     assert [p.stem for p in written] == [a.stem for a in audio]
     for path in written:
@@ -24,7 +24,7 @@ def test_predict_writes_tsv_files_the_reader_accepts(synthetic_circor, tmp_path)
 
 def test_predict_accepts_a_circor_folder(synthetic_circor, tmp_path):
     out = tmp_path / "all"
-    assert main(["segment", "predict", "springer", str(synthetic_circor), "--out", str(out)]) == 0
+    assert main(["segment", "predict", str(synthetic_circor), "--out", str(out)]) == 0  # default: mamba
     assert len(list(out.glob("*.tsv"))) == len(list((synthetic_circor / "training_data").glob("*.wav")))
 
 
@@ -44,13 +44,16 @@ def test_train_springer_then_predict_with_it(synthetic_circor, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["method"] == "springer" and metrics["s1_f1"] > 0.8
     audio = sorted((synthetic_circor / "training_data").glob("*.wav"))[0]
-    assert main(["segment", "predict", str(run / "model.npz"), str(audio), "--out", str(tmp_path / "p")]) == 0
+    assert main(["segment", "predict", str(audio), "--model", str(run / "model.npz"), "--out", str(tmp_path / "p")]) == 0
+    assert main(["segment", "evaluate", "--data", str(synthetic_circor), "--model", str(run / "model.npz")]) == 0
 
 
 def test_bad_arguments_are_one_line_errors(synthetic_circor, tmp_path, capsys):
     assert main(["segment", "evaluate", "--data", str(synthetic_circor), "--method", "hmm"]) == 2
     assert "springer, mamba" in capsys.readouterr().err
-    assert main(["segment", "predict", "springer", str(tmp_path / "nothing.wav"), "--out", str(tmp_path)]) == 2
+    assert main(["segment", "predict", str(tmp_path / "nothing.wav"), "--out", str(tmp_path)]) == 2
+    assert main(["segment", "predict", str(tmp_path), "--out", str(tmp_path), "--method", "hmm"]) == 2
+    assert "springer, mamba" in capsys.readouterr().err
 
 
 @pytest.mark.slow
