@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pathlib import Path
+
 from murmurlm.cli import main
 from murmurlm.data import labels as L
 from predict_helpers import save_tiny_checkpoint, synthetic_wave
@@ -165,3 +167,58 @@ def test_ensemble_command_then_predict_with_it(ckpt, recordings, tmp_path, capsy
     assert "two or more" in capsys.readouterr().err
     assert main(["ensemble", str(ckpt), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def patient_files(tmp_path_factory):
+    """One synthetic patient at four sites: a loud murmur at TV and MV, none at AV and PV."""
+    from murmurlm.signal.synth import MurmurSpec, synth_pcg
+
+    folder = tmp_path_factory.mktemp("patient")
+    for i, site in enumerate(("AV", "PV", "TV", "MV")):
+        murmurs = [MurmurSpec(grade="III/VI")] if site in ("TV", "MV") else []
+        sf.write(folder / f"50001_{site}.wav", synth_pcg(8.0, 4000, heart_rate=80, murmurs=murmurs, seed=i).waveform, 4000)
+    return folder
+
+
+def test_site_names_are_parsed_from_items_and_circor_names(tmp_path):
+    from murmurlm.cli.predict import parse_patient_inputs
+    from murmurlm.errors import MurmurlmError
+
+    assert parse_patient_inputs(["PV=x.wav", "dir/123_TV_2.flac", "Phc=y.wav"]) == [
+        ("PV", Path("x.wav")), ("TV", Path("dir/123_TV_2.flac")), ("Phc", Path("y.wav"))]
+    with pytest.raises(MurmurlmError, match="which site"):
+        parse_patient_inputs(["recording.wav"])
+    with pytest.raises(MurmurlmError, match="unknown site 'XX'"):
+        parse_patient_inputs(["XX=a.wav"])
+
+
+def test_a_patient_from_four_sites_says_where_the_murmur_is(patient_files, tmp_path, capsys):
+    """The packaged default on one patient's four recordings: one answer, the murmur heard at the two
+    sites that have it, the most audible one among them, a figure, a CSV row that reads back."""
+    from murmurlm.evaluate.predictions import read_predictions
+
+    files = {s: str(patient_files / f"50001_{s}.wav") for s in ("AV", "PV", "TV", "MV")}
+    assert main(["predict", "--patient", *files.values(), "--json", "--plot", str(tmp_path / "p.png"),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["labels"]["Murmur"] == "Present"
+    assert set(report["murmur_locations"]["label"].split("+")) == {"TV", "MV"}
+    assert report["most_audible_location"] in ("TV", "MV")
+    assert [s["site"] for s in report["sites"]] == ["AV", "PV", "TV", "MV"]
+    assert {s["site"] for s in report["sites"] if s["heard"]} == {"TV", "MV"}
+    assert set(report["murmur_locations"]["sites"]) == {"AV", "PV", "TV", "MV"}
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    row = read_predictions(tmp_path / "p.csv").loc["50001"]
+    assert row["Murmur locations"] == "TV+MV" and row["Murmur"] == "Present"
+
+
+def test_a_bad_file_inside_a_patient_is_named_and_the_rest_predicted(patient_files, tmp_path, capsys):
+    bad = tmp_path / "50001_PV.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    assert main(["predict", "--patient", f"AV={patient_files / '50001_AV.wav'}", str(bad),
+                 f"MV={patient_files / '50001_MV.wav'}", "--report"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped: PV=" in captured.err and "50001_PV.wav" in captured.err
+    assert "2 site(s)" in captured.out and "murmur heard at: MV" in captured.out
+    assert main(["predict", "--patient", str(bad)]) != 0

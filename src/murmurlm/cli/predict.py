@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 
@@ -47,8 +47,12 @@ def _audio_files(paths: list[Path]) -> list[Path]:
 
 
 def predict_command(
-    inputs: list[Path] = typer.Argument(..., help="An audio file (WAV/FLAC), several, a folder of them, "
-                                                  "or a CirCor dataset folder."),
+    inputs: list[str] = typer.Argument(..., help="An audio file (WAV/FLAC), several, a folder of them, "
+                                                 "or a CirCor dataset folder; with --patient, one patient's "
+                                                 "recordings as SITE=FILE (AV=a.wav) or CirCor names (<id>_AV.wav)."),
+    patient: bool = typer.Option(False, "--patient", help="The inputs are one patient's recordings at several "
+                                                          "sites (AV, PV, TV, MV, Phc): one patient answer, with "
+                                                          "where the murmur is heard."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Compact checkpoint (default: the packaged model)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Predictions CSV to write (default: stdout for "
                                                                  "folders and several files)."),
@@ -77,6 +81,11 @@ def predict_command(
     from murmurlm.inference.plot import plot_report
     from murmurlm.inference.report import analyse_recording, render_report
 
+    if patient:
+        _predict_patient(inputs, model, out, report, plot, as_json, segment, segment_method, max_duration, threads,
+                         descriptor_head)
+        return
+    inputs = [Path(p) for p in inputs]
     for p in inputs:
         if not p.exists():
             raise MurmurlmError(f"{p}: no such file or folder")
@@ -153,6 +162,74 @@ def predict_command(
     if not predictions:
         raise MurmurlmError(f"none of the {len(problems)} file(s) could be predicted")
     _write_rows(predictions, out)
+
+
+def parse_patient_inputs(inputs: Sequence[str]) -> list[tuple[str, Path]]:
+    """``SITE=FILE`` items, or files named the CirCor way (``<id>_<SITE>[_n].wav``), as (site, path).
+
+    >>> parse_patient_inputs(["AV=a.wav", "data/50782_MV_2.flac"])
+    [('AV', PosixPath('a.wav')), ('MV', PosixPath('data/50782_MV_2.flac'))]
+    """
+    from murmurlm.data import labels as L
+    from murmurlm.data.circor import parse_recording_name
+
+    out = []
+    for item in inputs:
+        site, sep, rest = item.partition("=")
+        if sep and site in L.LOCATIONS:
+            out.append((site, Path(rest)))
+            continue
+        if sep and "/" not in site and "\\" not in site and not Path(item).exists():
+            raise MurmurlmError(f"{item}: unknown site {site!r}; valid: {', '.join(L.LOCATIONS)}")
+        path = Path(item)
+        try:
+            _, site, _ = parse_recording_name(path.stem)
+        except Exception:
+            site = None
+        if site not in L.LOCATIONS:
+            raise MurmurlmError(f"{item}: which site? give it as SITE=FILE (e.g. AV={item}); sites: "
+                                f"{', '.join(L.LOCATIONS)}")
+        out.append((site, path))
+    return out
+
+
+def _predict_patient(inputs, model, out, report, plot, as_json, segment, segment_method, max_duration, threads,
+                     descriptor_head) -> None:
+    """``murmurlm predict --patient``: one patient answer from recordings at several sites."""
+    from murmurlm.data.audio import read_pcg
+    from murmurlm.evaluate.predictions import predictions_frame
+    from murmurlm.inference.plot import plot_patient
+    from murmurlm.inference.predict import load_model
+    from murmurlm.inference.report import analyse_patient, render_patient_report
+
+    items = parse_patient_inputs(inputs)
+    head: object = "default" if descriptor_head == "default" else None if descriptor_head in (None, "none") \
+        else Path(descriptor_head)
+    predictor = load_model(model, threads=threads, descriptor_head=head)
+    recordings = []
+    for site, path in items:
+        try:
+            rec = read_pcg(path, max_duration_s=max_duration)
+        except MurmurlmError as err:  # a bad file is named; the others are still predicted
+            typer.echo(f"skipped: {site}={path}: {getattr(err, 'message', err)}", err=True)
+            continue
+        recordings.append((site, rec.waveform, rec.sampling_rate, rec.notes, path.name))
+    if not recordings:
+        raise MurmurlmError(f"none of the patient's {len(items)} recording(s) could be read")
+    found = analyse_patient(predictor, recordings, segment=segment, segment_method=segment_method)
+    if plot:
+        plot_patient(found, plot)
+        typer.echo(f"wrote {plot}", err=True)
+    if out:
+        stems = {p.stem.split("_")[0] for _, p in items}
+        pid = next(iter(stems)) if len(stems) == 1 and next(iter(stems)).isdigit() else "patient"
+        _write_frame(predictions_frame({pid: found.prediction}), out)
+    if as_json:
+        typer.echo(json.dumps(found.report, indent=2))
+    elif report:
+        typer.echo(render_patient_report(found.report))
+    elif not out:
+        typer.echo(render_patient_report(found.report))
 
 
 def _report_problems(problems) -> None:

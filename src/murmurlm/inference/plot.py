@@ -112,6 +112,58 @@ def plot_report(waveform: np.ndarray, sampling_rate: int, prediction: Any, segme
     return fig
 
 
+def plot_patient(analysis: Any, path: str | Path | IO[bytes] | None = None, dpi: int = 100):
+    """The patient figure of :func:`murmurlm.inference.report.analyse_patient`: one row per site
+    (its waveform with the segmentation states shaded, titled with the site, whether the murmur is
+    heard there and its probability; the rows of those sites framed in red), the patient's features
+    beside them. Writes a PNG to ``path`` when given; returns the Figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    report = analysis.report
+    rows = len(analysis.sites)
+    fig = Figure(figsize=(14, max(2.2 * rows, 4.5)), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows, 2, width_ratios=(2.2, 1.0))
+    for i, ((site, a), entry) in enumerate(zip(analysis.sites, report["sites"])):
+        ax = fig.add_subplot(grid[i, 0])
+        wave = np.asarray(a.waveform, dtype=np.float32)
+        t = np.arange(len(wave)) / a.sampling_rate
+        ax.plot(t, wave, lw=0.4, color="black")
+        for s in _segments(a.segmentation):
+            if s.state in STATE_COLOURS:
+                ax.axvspan(s.start, s.end, color=STATE_COLOURS[s.state], alpha=0.25, lw=0)
+        ax.set_xlim(0, max(t[-1] if len(t) else 1.0, 1e-3))
+        ax.set_ylabel(site)
+        heard = entry["heard"]
+        ax.set_title(f"{site} ({entry['source']}): murmur {'heard' if heard else 'not heard'} "
+                     f"(p {entry['p_murmur_heard']:.2f}), quality {entry['quality'] or 'unknown'}", fontsize=10,
+                     color="#b00000" if heard else "black")
+        if heard:
+            for spine in ax.spines.values():
+                spine.set_edgecolor("#b00000")
+                spine.set_linewidth(2.0)
+        if i == rows - 1:
+            ax.set_xlabel("time (s)")
+    ax_t = fig.add_subplot(grid[:, 1])
+    ax_t.axis("off")
+    cells = [[f["name"], clinical_label(f["name"], f["label"]), "*" if f.get("overridden") else
+              "-" if f["probability"] is None else f"{f['probability']:.2f}"] for f in report["features"]]
+    sites = report["murmur_locations"]["label"]
+    cells.append(["heard at", "none" if sites == "nan" else sites.replace("+", ", "), ""])
+    loud = report["most_audible_location"]
+    cells.append(["most audible at", "none" if loud == "nan" else loud, ""])
+    table = ax_t.table(cellText=cells, colLabels=["feature", "prediction", "p"], loc="center", cellLoc="left",
+                       colWidths=[0.45, 0.43, 0.12])
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1.0, 1.4)
+    ax_t.set_title("patient", fontsize=10)
+    if path is not None:
+        fig.savefig(path, format="png")
+    return fig
+
+
 def plot_heartbeat(target: Any, heartbeat: Any, *, title: str | None = None,
                    path: str | Path | IO[bytes] | None = None, dpi: int = 100):
     """The average heartbeat (:func:`murmurlm.signal.heartbeat.pcg_heartbeat`): its median image in

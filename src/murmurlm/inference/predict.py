@@ -126,16 +126,18 @@ class Predictor:
         return self.predict_features(feats)[0]
 
     def aggregate(self, recording_probs: Sequence[dict[str, np.ndarray]],
-                  descriptors: np.ndarray | None = None) -> PatientPrediction:
+                  descriptors: np.ndarray | None = None, locations: Sequence[str] | None = None) -> PatientPrediction:
         """One patient's prediction from its recordings' probabilities (as :meth:`predict_features`
         returns them: already scaled); with the patient's mean ``descriptors`` and a
-        :attr:`descriptor_head`, the systolic character blended with the head's."""
+        :attr:`descriptor_head`, the systolic character blended with the head's; with each
+        recording's site (``locations``), where the murmur is heard
+        (:func:`murmurlm.evaluate.patients.locate_murmur`)."""
         character, weight = None, 0.5
         if descriptors is not None and self.descriptor_head is not None:
             character = {f: v[0] for f, v in self.descriptor_head.predict_proba(descriptors).items()}
             weight = float(self.descriptor_head.meta.get("weight", 0.5))
         return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads,
-                                    character=character, character_weight=weight)
+                                    character=character, character_weight=weight, locations=locations)
 
     def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None):
         """The predictions frame of patients (:func:`murmurlm.evaluate.patients.predict_patients`
@@ -269,12 +271,14 @@ def load_model(path: str | Path | None = None, threads: int | None = None, descr
 
 
 def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int,
-                      descriptors: np.ndarray | None = None) -> PatientPrediction:
+                      descriptors: np.ndarray | None = None,
+                      probs: dict[str, np.ndarray] | None = None) -> PatientPrediction:
     """One recording as one "patient": aggregated labels (consistent) and probabilities. With a
     :attr:`Predictor.descriptor_head`, the recording's average heartbeat gives the head its
     ``descriptors`` (computed here, with cycles from the packaged Mamba segmenter at 4 kHz, when
-    not given)."""
-    probs = model.predict_waveform(waveform, sampling_rate)
+    not given). ``probs``: the recording's :meth:`Predictor.predict_waveform`, when already made."""
+    if probs is None:
+        probs = model.predict_waveform(waveform, sampling_rate)
     if model.descriptor_head is None:
         descriptors = None
     elif descriptors is None:

@@ -338,6 +338,8 @@ class RecordingAnalysis:
     waveform: np.ndarray
     sampling_rate: int
     heartbeat: Any = None  # the average heartbeat (murmurlm.signal.heartbeat.Heartbeat)
+    recording_probs: Any = None  # the model's class probabilities of this recording (Predictor.predict_waveform)
+    descriptor_vector: Any = None  # its heartbeat's descriptors, in DESCRIPTOR_NAMES order
 
 
 def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segment: bool = True,
@@ -364,9 +366,92 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     # the descriptor head was fitted on Mamba cycles: this heartbeat serves it when it has them
     # (one segmentation per recording); otherwise predict_recording makes its own
     shared = segment_method == "mamba" and segmentation is not None
-    vector = np.array([values[n] for n in DESCRIPTOR_NAMES], dtype=np.float64) if shared else None
-    prediction = predict_recording(model, original, original_rate, descriptors=vector)
+    described = np.array([values[n] for n in DESCRIPTOR_NAMES], dtype=np.float64)
+    probs = model.predict_waveform(original, original_rate)
+    prediction = predict_recording(model, original, original_rate, descriptors=described if shared else None,
+                                   probs=probs)
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method,
                            heartbeat=heartbeat, descriptors=values)
-    return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate, heartbeat)
+    return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate, heartbeat, probs, described)
+
+
+@dataclass
+class PatientAnalysis:
+    """One patient recorded at several sites: the patient report, its prediction, and each site's
+    :class:`RecordingAnalysis` (in input order)."""
+
+    report: dict
+    prediction: Any
+    sites: list[tuple[str, RecordingAnalysis]]
+
+
+def analyse_patient(model: Any, recordings: Sequence[tuple[str, np.ndarray, int, Sequence[str], str]],
+                    segment: bool = True, segment_method: str = "mamba") -> PatientAnalysis:
+    """One patient from its recordings at several auscultation sites: ``recordings`` are
+    ``(site, waveform, sampling rate, notes, source name)``. Each site is analysed as
+    :func:`analyse_recording` does; the patient answer aggregates them as a CirCor folder
+    prediction does (:meth:`murmurlm.inference.predict.Predictor.aggregate`: the 11 features, the
+    descriptor head on the mean of the sites' heartbeats, ``Murmur locations`` and ``Most audible
+    location`` from each site's P(Murmur=Present), Outcome).
+
+    The report holds the patient's ``features`` (as :func:`murmur_report`), ``murmur_locations``
+    (the sites, and each recorded site's probability that the murmur is heard there),
+    ``most_audible_location``, ``outcome``, one ``sites`` entry per recording (site, source,
+    quality, heart rate, P(murmur heard), heard or not, its warnings) and ``warnings``.
+    """
+    if not recordings:
+        raise ValueError("analyse_patient: no recordings")
+    from murmurlm.evaluate.patients import locate_murmur
+
+    analyses = [(site, analyse_recording(model, wave, rate, segment, segment_method, notes, source))
+                for site, wave, rate, notes, source in recordings]
+    probs = [a.recording_probs for _, a in analyses]
+    descriptors = None
+    if getattr(model, "descriptor_head", None) is not None:
+        descriptors = np.mean([a.descriptor_vector for _, a in analyses], axis=0)[None]
+    sites = [site for site, _ in analyses]
+    prediction = model.aggregate(probs, descriptors, locations=sites)
+    base = murmur_report(prediction)
+    _, _, heard_p = locate_murmur(probs, sites, "Present")
+    heard = set(L.parse_locations(prediction.labels.get(L.MURMUR_LOCATIONS_NAME, L.NO_MURMUR)))
+    present = L.MURMUR.classes.index("Present")
+    site_entries, warnings = [], []
+    for site, a in analyses:
+        rep = a.report
+        seg = rep.get("segmentation") or {}
+        site_entries.append({
+            "site": site, "source": rep.get("source"), "duration_s": rep.get("duration_s"),
+            "quality": (rep.get("quality") or {}).get("flag"), "heart_rate_bpm": seg.get("heart_rate_bpm"),
+            "cycles": seg.get("cycles"), "p_murmur_heard": round(float(a.recording_probs[L.MURMUR.name][present]), 4),
+            "heard": site in heard, "warnings": list(rep.get("warnings", []))})
+        warnings += [f"{site} ({rep.get('source')}): {w}" for w in rep.get("warnings", [])]
+    outcome = None
+    if L.OUTCOME.name in prediction.labels:
+        outcome = {"label": prediction.labels[L.OUTCOME.name],
+                   "probabilities": {c: round(float(v), 4) for c, v in
+                                     zip(L.OUTCOME.classes, prediction.probabilities[L.OUTCOME.name])}}
+    report = {"labels": base["labels"], "features": base["features"],
+              "murmur_locations": {"label": prediction.labels.get(L.MURMUR_LOCATIONS_NAME, L.NO_MURMUR),
+                                   "sites": {k: round(v, 4) for k, v in heard_p.items()}},
+              "most_audible_location": prediction.labels.get(L.MOST_AUDIBLE_LOCATION.name, L.NO_MURMUR),
+              "outcome": outcome, "sites": site_entries, "warnings": warnings}
+    return PatientAnalysis(report, prediction, analyses)
+
+
+def render_patient_report(report: Mapping[str, Any]) -> str:
+    """A patient report (:func:`analyse_patient`) as plain text: the sites, then the features."""
+    lines = [f"murmurlm patient report: {len(report['sites'])} site(s)"]
+    for s in report["sites"]:
+        hr = s["heart_rate_bpm"]
+        lines.append(f"  {s['site']}: {s['source']}, quality {s['quality'] or 'unknown'}, heart rate "
+                     f"{'unknown' if hr is None else f'{hr:.0f} bpm'}, murmur heard here "
+                     f"{'yes' if s['heard'] else 'no'} (p {s['p_murmur_heard']:.2f})")
+    sites = report["murmur_locations"]["label"]
+    lines.append(f"murmur heard at: {'none' if sites == L.NO_MURMUR else sites.replace('+', ', ')}; most audible at: "
+                 f"{'none' if report['most_audible_location'] == L.NO_MURMUR else report['most_audible_location']}")
+    if report.get("outcome"):
+        o = report["outcome"]
+        lines.append(f"outcome: {o['label']} (p {o['probabilities'][o['label']]:.2f})")
+    body = render_report({"features": report["features"], "warnings": report["warnings"]}).splitlines()
+    return "\n".join(lines + body[2:])
