@@ -523,3 +523,35 @@ def test_corrupted_files_never_give_a_500(predictor, tmp_path, wave):
         assert os.listdir(tmp_dir) == []
 
     check()
+
+
+def test_patients_endpoint_answers_one_patient_from_its_sites(tmp_path):
+    """POST /v1/patients with the packaged model: one file field per site, one patient answer with
+    where the murmur is heard; a bad file is refused with its 4xx, the site and file named; an
+    unknown site field is a 422; nothing is left on disk."""
+    from murmurlm.inference.predict import load_model
+    from murmurlm.signal.synth import MurmurSpec, synth_pcg
+
+    def wav(murmur: bool, seed: int) -> bytes:
+        return encode(synth_pcg(8.0, 4000, heart_rate=80, murmurs=[MurmurSpec(grade="III/VI")] if murmur else [],
+                                seed=seed).waveform, 4000)
+
+    with TestClient(create_app(load_model(), tmp_dir=tmp_path / "svc")) as client:
+        files = [("AV", ("av.wav", wav(False, 0), "audio/wav")), ("MV", ("mv.wav", wav(True, 1), "audio/wav")),
+                 ("TV", ("tv.wav", wav(True, 2), "audio/wav"))]
+        r = client.post("/v1/patients", files=files, params={"plot": "true"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["labels"]["Murmur"] == "Present"
+        assert set(body["murmur_locations"]["label"].split("+")) == {"TV", "MV"}
+        assert [s["site"] for s in body["sites"]] == ["AV", "MV", "TV"]
+        assert body["sites"][1]["input"]["filename"] == "mv.wav" and body["plot_png"]
+        bad = client.post("/v1/patients", files=[files[0], ("PV", ("pv.wav", b"junk" * 50, "audio/wav"))])
+        assert bad.status_code == 415 and "PV" in bad.json()["detail"] and "pv.wav" in bad.json()["detail"]
+        odd = client.post("/v1/patients", files=[("XX", ("x.wav", wav(False, 3), "audio/wav"))])
+        assert odd.status_code == 422 and "XX" in odd.json()["detail"]
+        many = client.post("/v1/patients", files=files + [("PV", ("pv.wav", wav(False, 4), "audio/wav")),
+                                                          ("Phc", ("p.wav", wav(False, 5), "audio/wav"))])
+        assert many.status_code == 422 and "at most 4" in many.json()["detail"]
+        assert "/v1/patients" in client.get("/openapi.json").json()["paths"]
+    assert not (tmp_path / "svc").exists() or os.listdir(tmp_path / "svc") == []

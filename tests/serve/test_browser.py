@@ -101,3 +101,42 @@ def test_drop_a_file_on_the_page(server, browser):
     assert "resampled from 8000 Hz to 4000 Hz" in page.inner_text("#warnings")
     assert page.locator("#features tbody tr").count() == 11
     page.close()
+
+
+def test_a_patient_of_several_recordings_gets_its_sites_and_one_answer(server, browser, tmp_path):
+    """Three recordings at once: the page asks for each one's site (guessed from CirCor names),
+    posts them to /v1/patients and shows the patient summary, one row per site and the figure."""
+    url, service_tmp = server
+    paths = []
+    for i, site in enumerate(("AV", "TV", "MV")):
+        path = tmp_path / f"50001_{site}.wav"
+        path.write_bytes(encode(synthetic_wave(8.0, 4000, seed=10 + i), 4000))
+        paths.append(str(path))
+    page = browser.new_page(accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url + "/")
+    page.set_input_files("#file-input", paths)
+    page.wait_for_selector("#patient-sites:not([hidden])")
+    chosen = page.eval_on_selector_all("#site-table select", "els => els.map((e) => e.value)")
+    assert chosen == ["AV", "TV", "MV"]
+    page.select_option("#site-table tbody tr:nth-child(1) select", "PV")  # the user corrects a site
+    page.click("#patient-go")
+    page.wait_for_selector("#sites tbody tr", timeout=60_000)
+    assert "patient: done" in page.inner_text("#status")
+    sites = [page.locator("#sites tbody tr").nth(i).locator("td").first.inner_text() for i in range(3)]
+    assert sites == ["PV", "TV", "MV"]
+    summary = page.inner_text("#summary-list")
+    assert "murmur heard at:" in summary and "most audible at:" in summary
+    assert page.locator("#features tbody tr").count() == 11
+    assert page.eval_on_selector("#plot", "img => img.complete && img.naturalWidth > 0")
+    with page.expect_download() as info:
+        page.click("#download")
+    data = json.loads(Path(info.value.path()).read_text())
+    assert [s["site"] for s in data["sites"]] == ["PV", "TV", "MV"] and "plot_png" not in data
+    page.set_input_files("#file-input", paths + paths[:2])  # five: refused on the page
+    page.wait_for_selector("#status.error")
+    assert "at most 4" in page.inner_text("#status")
+    assert errors == []
+    assert list(service_tmp.iterdir()) == []
+    page.close()

@@ -8,6 +8,11 @@ Endpoints
 - ``POST /v1/predict`` - the recording as ``multipart/form-data`` (field ``file``) or as a raw
   ``audio/wav`` / ``audio/flac`` body; any sampling rate, mono or stereo (mixed down and resampled,
   and said so in ``warnings``). ``?plot=true`` adds the report figure as a base64 PNG.
+- ``POST /v1/patients`` - one patient: a ``multipart/form-data`` form with one file field per
+  auscultation site (``AV``, ``PV``, ``TV``, ``MV``, ``Phc``; at most 4 files); the patient answer
+  (:func:`murmurlm.inference.report.analyse_patient`): the 11 features, where the murmur is heard
+  and loudest, Outcome, and a summary per site. Each file gets the limits and 4xx errors of
+  ``/v1/predict``, the site and file named. ``?plot=true`` adds the patient figure.
 - ``POST /v1/ask`` - a free-form question about a recording, when an audio-LM checkpoint is loaded.
 - ``GET /openapi.json`` - the OpenAPI schema (no ``/docs`` viewer: FastAPI's loads from a CDN).
 
@@ -66,13 +71,15 @@ from starlette.requests import ClientDisconnect
 
 from murmurlm.inference.report import ANALYSIS_RATE
 from murmurlm.errors import ConfigError
-from murmurlm.serve.schemas import ERRORS, UPLOAD_BODY, AskResponse, Health, PredictResponse
-from murmurlm.serve.upload import UploadError, parse_upload
+from murmurlm.data import labels as L
+from murmurlm.serve.schemas import ERRORS, PATIENT_BODY, UPLOAD_BODY, AskResponse, Health, PatientResponse, PredictResponse
+from murmurlm.serve.upload import UploadError, parse_site_uploads, parse_upload
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and part headers on top of the file itself
+MAX_SITES = 4  # recordings of one patient in POST /v1/patients (CirCor records AV, PV, TV and MV)
 
 # RecordingError.reason -> HTTP status
 STATUS = {
@@ -155,7 +162,12 @@ class _Service:
             self.pending -= 1
 
     async def read_body(self, request: Request) -> bytes:
-        limit = self.max_upload_bytes + MULTIPART_OVERHEAD
+        return await self.read_body_limit(request, 1)
+
+    async def read_body_limit(self, request: Request, files: int) -> bytes:
+        """The request body, refused (413) beyond ``files`` uploads of the size limit, or (408) when
+        it does not arrive in time."""
+        limit = files * (self.max_upload_bytes + MULTIPART_OVERHEAD)
         announced = request.headers.get("content-length")
         if announced is not None:
             try:
@@ -245,6 +257,40 @@ class _Service:
             report["heartbeat_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
         report.pop("source", None)
         report["input"] = self.input_info(filename, data, rec)
+        report["model"] = self.model_name
+        report["elapsed_s"] = round(time.perf_counter() - start, 4)
+        return report
+
+    def patient(self, uploads, plot: bool) -> dict:
+        """The blocking part of /v1/patients: every site's file read (a bad one refuses the request
+        with its 4xx, the file and site named), then one patient analysis."""
+        import torch
+
+        from murmurlm.inference.plot import plot_patient
+        from murmurlm.inference.report import analyse_patient
+
+        start = time.perf_counter()
+        recordings, inputs = [], []
+        for site, up in uploads:
+            if len(up.data) == 0:
+                raise ServiceError(400, "empty", f"{site} ({up.filename}): the uploaded file is empty")
+            if len(up.data) > self.max_upload_bytes:
+                raise ServiceError(413, "too_large", f"{site} ({up.filename}): {len(up.data) / 2**20:.1f} MiB "
+                                   f"exceeds the limit of {self.max_upload_mb:g} MiB")
+            try:
+                rec = self.decode(up.filename, up.data)
+            except ServiceError as err:
+                raise ServiceError(err.status, err.reason, f"{site}: {err.detail}") from None
+            recordings.append((site, rec.waveform, rec.sampling_rate, rec.notes, up.filename))
+            inputs.append(self.input_info(up.filename, up.data, rec))
+        with torch.inference_mode():
+            found = analyse_patient(self.model, recordings, segment=self.segment, segment_method=self.segment_method)
+        report = dict(found.report)
+        report["sites"] = [{**entry, "input": info} for entry, info in zip(report["sites"], inputs)]
+        if plot:
+            buf = io.BytesIO()
+            plot_patient(found, buf)
+            report["plot_png"] = base64.b64encode(buf.getvalue()).decode("ascii")
         report["model"] = self.model_name
         report["elapsed_s"] = round(time.perf_counter() - start, 4)
         return report
@@ -364,6 +410,20 @@ def create_app(model: Any = None, max_upload_mb: float = 20.0, max_duration_s: f
             up = service.upload(request, body)
             return await anyio.to_thread.run_sync(service.predict, up.filename, up.data, plot,
                                                   limiter=service.limiter)
+
+    @app.post("/v1/patients", response_model=PatientResponse, responses=ERRORS, openapi_extra=PATIENT_BODY,
+              summary="One patient's answer from its recordings at several auscultation sites")
+    async def patients(request: Request, plot: bool = Query(False, description="add the patient figure (base64 PNG)")):
+        async with service.admit():
+            body = await service.read_body_limit(request, MAX_SITES)
+            try:
+                uploads = parse_site_uploads(request.headers.get("content-type"), body, L.LOCATIONS)
+            except UploadError as err:
+                raise ServiceError(err.status, err.reason, str(err)) from None
+            if len(uploads) > MAX_SITES:
+                raise ServiceError(422, "invalid_parameter", f"{len(uploads)} recordings; a patient takes at most "
+                                   f"{MAX_SITES}")
+            return await anyio.to_thread.run_sync(service.patient, uploads, plot, limiter=service.limiter)
 
     if audio_lm is not None:
         @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS, openapi_extra=UPLOAD_BODY,

@@ -83,6 +83,42 @@ class PredictResponse(BaseModel):
     heartbeat_png: str | None = Field(None, description="base64 PNG of the average heartbeat (?plot=true)")
 
 
+class SiteOut(BaseModel):
+    site: str = Field(description="auscultation site: AV, PV, TV, MV or Phc")
+    source: str | None
+    duration_s: float | None
+    quality: str | None = Field(description="good / fair / poor")
+    heart_rate_bpm: float | None
+    cycles: int | None
+    p_murmur_heard: float = Field(description="P(Murmur=Present) of this site's recording")
+    heard: bool = Field(description="the murmur is heard at this site (in murmur_locations)")
+    warnings: list[str]
+    input: InputOut | None = None
+
+
+class LocationsOut(BaseModel):
+    label: str = Field(description="CirCor's '+'-joined sites where the murmur is heard, or 'nan'")
+    sites: dict[str, float] = Field(description="site -> probability that the murmur is heard there")
+
+
+class OutcomeOut(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PatientResponse(BaseModel):
+    labels: dict[str, str]
+    features: list[FeatureOut]
+    murmur_locations: LocationsOut
+    most_audible_location: str
+    outcome: OutcomeOut | None
+    sites: list[SiteOut]
+    warnings: list[str]
+    model: str
+    elapsed_s: float
+    plot_png: str | None = Field(None, description="base64 PNG of the patient figure, one panel per site (?plot=true)")
+
+
 class AskResponse(BaseModel):
     question: str
     answer: str
@@ -117,6 +153,16 @@ UPLOAD_BODY = {
             "audio/flac": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
+    }
+}
+PATIENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {site: {"type": "string", "format": "binary",
+                                  "description": f"the recording at {site} (WAV or FLAC)"}
+                           for site in ("AV", "PV", "TV", "MV", "Phc")}}}},
     }
 }
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503)}

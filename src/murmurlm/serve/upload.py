@@ -59,20 +59,42 @@ def safe_filename(name: str | None, default: str = "upload") -> str:
     return base or default
 
 
-def parse_upload(content_type: str | None, body: bytes, field: str = "file") -> Upload:
-    """The uploaded file of a request ``body``: the ``field`` part of a multipart form (or its only
-    file part), or the whole body for a raw audio upload."""
-    if not content_type:
-        raise UploadError("missing Content-Type; send multipart/form-data with a 'file' field, "
-                          "or the audio itself as audio/wav or audio/flac", 415, "unsupported_media_type")
-    mime, params = parse_options_header(content_type)
-    mime_text = mime.decode("latin-1").lower()
-    if mime_text.startswith(RAW_TYPES):
-        return Upload(safe_filename(None), body)
-    if mime_text != "multipart/form-data":
-        raise UploadError(f"unsupported Content-Type {mime_text!r}; send multipart/form-data with a "
-                          "'file' field, or audio/wav, audio/flac, application/octet-stream",
-                          415, "unsupported_media_type")
+def _file_parts(parts: list[dict], field: str | None = None) -> list[tuple[str, Upload]]:
+    """(field name, upload) of every file part (or part named ``field``) of a parsed form."""
+    files = []
+    for part in parts:
+        disposition = part["headers"].get("content-disposition")
+        if not disposition:
+            continue
+        _, options = parse_options_header(disposition)
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" in options or (field is not None and name == field):
+            filename = options.get(b"filename", b"").decode("utf-8", "replace")
+            files.append((name, Upload(safe_filename(filename), part["data"])))
+    return files
+
+
+def parse_site_uploads(content_type: str | None, body: bytes, sites: tuple[str, ...]) -> list[tuple[str, Upload]]:
+    """One patient's recordings: a multipart form whose file fields are named by their site (``AV``,
+    ``PV``, ``TV``, ``MV``, ``Phc``; a site may repeat). Returns (site, upload) in form order."""
+    mime = parse_options_header(content_type or "")[0].decode("latin-1").lower()
+    if mime != "multipart/form-data":
+        raise UploadError("send the patient's recordings as multipart/form-data, one file field per site "
+                          f"({', '.join(sites)})", 415, "unsupported_media_type")
+    files = _file_parts(_multipart_parts(content_type, body))
+    if not files:
+        raise UploadError(f"the form has no file; put each recording in a field named by its site ({', '.join(sites)})",
+                          400, "no_file")
+    unknown = [f"{name or '(unnamed)'} ({up.filename})" for name, up in files if name not in sites]
+    if unknown:
+        raise UploadError(f"unknown site field(s): {', '.join(unknown)}; name each file field by its site: "
+                          f"{', '.join(sites)}", 422, "invalid_parameter")
+    return files
+
+
+def _multipart_parts(content_type: str | None, body: bytes) -> list[dict]:
+    """The parts of a multipart body (headers and data), or an UploadError."""
+    _, params = parse_options_header(content_type or "")
     boundary = params.get(b"boundary")
     if not boundary:
         raise UploadError("multipart body without a boundary parameter", 400, "bad_multipart")
@@ -121,16 +143,24 @@ def parse_upload(content_type: str | None, body: bytes, field: str = "file") -> 
     if not ended:
         raise UploadError("incomplete multipart body: the closing boundary is missing (upload cut short?)",
                           400, "bad_multipart")
-    files = []
-    for part in parts:
-        disposition = part["headers"].get("content-disposition")
-        if not disposition:
-            continue
-        _, options = parse_options_header(disposition)
-        name = options.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" in options or name == field:
-            filename = options.get(b"filename", b"").decode("utf-8", "replace")
-            files.append((name, Upload(safe_filename(filename), part["data"])))
+    return parts
+
+
+def parse_upload(content_type: str | None, body: bytes, field: str = "file") -> Upload:
+    """The uploaded file of a request ``body``: the ``field`` part of a multipart form (or its only
+    file part), or the whole body for a raw audio upload."""
+    if not content_type:
+        raise UploadError("missing Content-Type; send multipart/form-data with a 'file' field, "
+                          "or the audio itself as audio/wav or audio/flac", 415, "unsupported_media_type")
+    mime_text = parse_options_header(content_type)[0].decode("latin-1").lower()
+    if mime_text.startswith(RAW_TYPES):
+        return Upload(safe_filename(None), body)
+    if mime_text != "multipart/form-data":
+        raise UploadError(f"unsupported Content-Type {mime_text!r}; send multipart/form-data with a "
+                          "'file' field, or audio/wav, audio/flac, application/octet-stream",
+                          415, "unsupported_media_type")
+    parts = _multipart_parts(content_type, body)
+    files = _file_parts(parts, field)
     chosen = [u for n, u in files if n == field] or [u for _, u in files]
     if not chosen:
         raise UploadError(f"the form has no file; put the recording in a field named {field!r}",
