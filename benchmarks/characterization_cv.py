@@ -188,7 +188,7 @@ def with_character(frame: pd.DataFrame, desc: dict[str, np.ndarray], weight: flo
     present = out[L.MURMUR.name] == "Present"
     groups = (*L.SYSTOLIC, *L.DIASTOLIC) if DIASTOLIC_PRESENCE in desc else L.SYSTOLIC
     cols = {f.name: [PROB_COLUMN.format(feature=f.name, cls=c) for c in f.classes] for f in groups}
-    probs = {f.name: out[cols[f.name]].to_numpy(dtype=np.float64) for f in groups}
+    probs = {f.name: out[cols[f.name]].to_numpy(dtype=np.float64, copy=True) for f in groups}
     for i in range(len(out)):
         mixed = blend_character({f: v[i] for f, v in probs.items()}, {f: v[i] for f, v in desc.items()}, weight)
         for f in groups:
@@ -226,7 +226,9 @@ def patient_frame(predictor, patients, cache_dir) -> tuple[pd.DataFrame, dict[st
     probs = predictor.predict_features(feats)
     present = {r.name: float(q[L.MURMUR.name][L.MURMUR.classes.index("Present")]) for r, q in zip(recordings, probs)}
     it = iter(probs)
-    return predictor.predict_patients({p.patient_id: [next(it) for _ in p.recordings] for p in patients}), present
+    sites = {p.patient_id: [r.location for r in p.recordings] for p in patients}
+    return predictor.predict_patients({p.patient_id: [next(it) for _ in p.recordings] for p in patients},
+                                      locations=sites), present
 
 
 def conditional_scores(frame: pd.DataFrame, truth: dict) -> dict:
@@ -345,6 +347,16 @@ def write_markdown(report: dict, path: Path) -> None:
     lines += ["", "Long-tail classes: pooled out-of-fold recall / precision (all patients):", "",
               "| class | patients | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names),
               *long_tail_rows(report["results"], names)]
+    located = [n for n in ("default", *(f"s{k}" for k in range(3))) if n in names
+               and report["results"][n].get("locations")]
+    if located:  # the character heads do not change where the murmur is heard: the CNNs only
+        lines += ["", "Where the murmur is heard (each site's P(Murmur=Present), `murmurlm.evaluate.patients.locate_murmur`; "
+                  "the patients whose murmur is Present, pooled out of fold; the character models do not change it):",
+                  "", "| | " + " | ".join(located) + " |", "|---|" + "---:|" * len(located)]
+        for key, label in (("mean_site_f1", "mean per-site F1"), ("exact_set_accuracy", "exact set of sites"),
+                           ("most_audible_accuracy", "most audible site")):
+            lines.append(f"| {label} | " + " | ".join(fmt(report["results"][n]["locations"][key]) for n in located) + " |")
+        lines.append(f"| patients | " + " | ".join(str(report["results"][n]["locations"]["patients"]) for n in located) + " |")
     lines += ["", "Transplants against real murmurs (fold 0's training patients): the median of the descriptors "
               "that define each class (docs/descriptors.md).", "",
               "| feature: class | descriptor | real patients | real median | transplant median |", "|---|---|---:|---:|---:|"]
@@ -438,7 +450,8 @@ def main(argv=None) -> int:
     pooled = {name: pd.concat(parts) for name, parts in frames.items()}
     for name, frame in pooled.items():
         write_predictions(frame, args.runs / "predictions" / f"{name.replace(' ', '_')}.csv")
-    truth = {pid: by_id[pid].labels for pid in pooled["default"].index.astype(str)}
+    truth = {pid: {**by_id[pid].labels, L.MURMUR_LOCATIONS_NAME: "+".join(by_id[pid].murmur_locations) or L.NO_MURMUR}
+             for pid in pooled["default"].index.astype(str)}
     train_labels = [p.labels for p in dataset.patients]  # baselines are not the point here
     results = evaluate_with_baselines(pooled, truth, train_labels, known_ids=list(by_id), bootstrap=args.bootstrap,
                                       seed=0)

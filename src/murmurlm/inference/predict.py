@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -139,12 +139,14 @@ class Predictor:
         return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads,
                                     character=character, character_weight=weight, locations=locations)
 
-    def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None):
+    def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None,
+                         locations: Mapping[str, Sequence[str]] | None = None):
         """The predictions frame of patients (:func:`murmurlm.evaluate.patients.predict_patients`
         with this model's rules and heads). ``murmur_scale``: None for probabilities of
-        :meth:`predict_features` (already scaled); the scale to apply to raw ones."""
+        :meth:`predict_features` (already scaled); the scale to apply to raw ones. ``locations``:
+        patient id -> its recordings' sites (adds where the murmur is heard)."""
         return predict_patients(recordings_by_patient, self.murmur_rule, self.character_rule,
-                                murmur_scale=murmur_scale, heads=self.heads)
+                                murmur_scale=murmur_scale, heads=self.heads, locations=locations)
 
 
 def save_model(path: str | Path, model, front_end: FrontEnd, *, window_seconds: float, hop_seconds: float,
