@@ -39,6 +39,10 @@ Models:
   ``--diastolic-transplants`` diastolic murmurs of random classes laid into their recordings; its
   P(present) replaces the CNN's P(diastolic murmur), the CNN's diastolic class probabilities give the
   character (the recipe's default, :mod:`murmurlm.recipes.train_descriptor_head`).
+- **..., quality rule**: the project's one quality rule applied (a patient whose recordings are all
+  flagged ``poor`` by :func:`murmurlm.signal.quality.pcg_quality` on their Mamba segmentation is
+  ``Unknown``: :func:`murmurlm.evaluate.patients.apply_quality_rule`), to the default and to the
+  proposed model.
 - each of the three single-seed CNNs and its blend, for the spread over seeds.
 
 Reported: per feature macro-F1 and UAR among the patients with that murmur, murmur weighted
@@ -204,6 +208,39 @@ def with_character(frame: pd.DataFrame, desc: dict[str, np.ndarray], weight: flo
     return out
 
 
+def quality_flags(dataset, seg_dir: Path, cache: Path) -> dict[str, str]:
+    """Each recording's quality flag (:func:`murmurlm.signal.quality.pcg_quality` on its Mamba
+    segmentation, as the product computes it), cached as JSON."""
+    from murmurlm.signal.quality import pcg_quality
+
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    todo = [r for r in dataset.recordings if r.name not in known]
+    for rec in todo:
+        known[rec.name] = pcg_quality(rec.load_audio(), rec.sampling_rate, recording_segments(rec, "mamba", seg_dir))["flag"]
+    if todo:
+        cache.write_text(json.dumps(known))
+    return known
+
+
+def with_quality_rule(frame: pd.DataFrame, patients, flags: dict[str, str]) -> pd.DataFrame:
+    """The frame with the project's quality rule applied (:func:`murmurlm.evaluate.patients.apply_quality_rule`:
+    a patient whose recordings are all poor is Unknown, nothing described)."""
+    from murmurlm.evaluate.aggregate import PatientPrediction
+    from murmurlm.evaluate.patients import apply_quality_rule
+
+    out = frame.copy()
+    columns = [c for c in out.columns if not str(c).startswith("P(")]
+    for p in patients:
+        if p.patient_id not in out.index:
+            continue
+        said, why = apply_quality_rule(PatientPrediction({c: out.at[p.patient_id, c] for c in columns}),
+                                       [flags[r.name] for r in p.recordings])
+        if why is not None:
+            for c in columns:
+                out.at[p.patient_id, c] = said.labels[c]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # the CNN side
 
@@ -323,7 +360,8 @@ def write_markdown(report: dict, path: Path) -> None:
              "P(Present) at test). *transplants*: the blend with synthetic murmurs of every timing, shape and quality "
              "class added to the training rows (*varied*: each drawn from its class's range). *ordinal*: grading as a "
              "cumulative-logit regression. *diastolic*: the diastolic detector (descriptors + diastolic transplants) "
-             "decides whether there is a diastolic murmur. `s<k>`: the single-seed CNN of seed k and its blend.", "",
+             "decides whether there is a diastolic murmur. *quality rule*: a patient whose recordings are all of poor "
+             "quality is Unknown. `s<k>`: the single-seed CNN of seed k and its blend.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label in (("murmur_weighted_accuracy", "Murmur weighted accuracy ↑"),
                        ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
@@ -401,6 +439,7 @@ def main(argv=None) -> int:
     by_id = dataset.by_id()
     seg_dir = args.segmentations or args.runs / "segments"
     descriptors = all_descriptors(dataset, seg_dir, args.runs / "descriptors.npz")
+    flags = quality_flags(dataset, seg_dir, args.runs / "quality.json")
     cache_dir = args.runs / "features"
 
     frames: dict[str, list[pd.DataFrame]] = {}
@@ -441,6 +480,9 @@ def main(argv=None) -> int:
         frames.setdefault("blend, varied transplants", []).append(with_character(cnn, grafted_varied, 0.5))
         frames.setdefault("blend, transplants, ordinal", []).append(with_character(cnn, ordinal, 0.5))
         frames.setdefault("blend, transplants, ordinal, diastolic", []).append(with_character(cnn, with_dia, 0.5))
+        frames.setdefault("default, quality rule", []).append(with_quality_rule(cnn, test, flags))
+        frames.setdefault("blend, transplants, ordinal, diastolic, quality rule", []).append(
+            with_quality_rule(frames["blend, transplants, ordinal, diastolic"][-1], test, flags))
         for k, m in enumerate(members):
             single = load_model(m / f"fold{i}" / "best.pt")
             single_frame, _ = patient_frame(single, test, cache_dir)

@@ -187,3 +187,25 @@ def test_the_report_figure_shows_the_average_heartbeat(pcg):
     assert [t.get_text() for t in beat_ax.get_xticklabels()] == ["S1", "systole", "S2", "diastole"]
     plain = plot_report(found.waveform, 4000, found.report, found.segmentation)
     assert not any(ax.get_title().startswith("average heartbeat") for ax in plain.axes)
+
+
+def test_an_unusable_recording_is_answered_unknown_and_says_why(pcg):
+    """The one quality rule (evaluate.patients.apply_quality_rule): a silent recording (quality poor)
+    is Murmur Unknown, nothing described, with the reason in the warnings; a clean one is untouched;
+    a patient is Unknown only when every site is poor."""
+    from murmurlm.inference.report import analyse_patient
+
+    silent = np.zeros(4000 * 6, dtype=np.float32)
+    found = analyse_recording(tiny_predictor(), silent, 4000)
+    assert found.report["quality"]["flag"] == "poor"
+    assert found.report["labels"]["Murmur"] == "Unknown" and found.prediction.labels["Murmur"] == "Unknown"
+    assert all(found.report["labels"][f.name] == "nan" for f in (*L.SYSTOLIC, *L.DIASTOLIC))
+    assert any("Murmur: Unknown, because the recording is of poor quality" in w for w in found.report["warnings"])
+    clean = analyse_recording(tiny_predictor(), pcg.waveform, 4000)
+    assert clean.report["quality"]["flag"] != "poor"
+    assert not any(w.startswith("Murmur: Unknown") for w in clean.report["warnings"])
+    both_poor = analyse_patient(tiny_predictor(), [("AV", silent, 4000, [], "a"), ("MV", silent, 4000, [], "b")])
+    assert both_poor.report["labels"]["Murmur"] == "Unknown"
+    assert both_poor.report["warnings"][0].startswith("Murmur: Unknown, because every recording (2)")
+    one_good = analyse_patient(tiny_predictor(), [("AV", silent, 4000, [], "a"), ("MV", pcg.waveform, 4000, [], "b")])
+    assert not any(w.startswith("Murmur: Unknown") for w in one_good.report["warnings"])

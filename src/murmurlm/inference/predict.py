@@ -345,7 +345,9 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
     ``descriptor_head`` (:class:`murmurlm.models.descriptor_head.DescriptorHead`; ``"model"``: the
     model's own, :attr:`Predictor.descriptor_head`; None: none): the systolic character also from
     each patient's average heartbeats (cycles from the packaged ``segmenter``), blended with the
-    model's at the head's weight; whether there is a murmur stays the model's.
+    model's at the head's weight; whether there is a murmur stays the model's, except where the
+    quality rule applies (the recordings are segmented, so their quality is known: a patient whose
+    recordings are all ``poor`` is ``Unknown``, :func:`murmurlm.evaluate.patients.apply_quality_rule`).
     """
     data = open_circor(root, patient_ids=patient_ids)
     problems = list(data.problems)
@@ -362,21 +364,25 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
     if isinstance(descriptor_head, str) and descriptor_head == "model":
         descriptor_head = model.descriptor_head
     character = None
+    flags: dict[str, str] = {}
     if descriptor_head is not None:
         from murmurlm.train.descriptors import patient_matrix, recording_descriptors
 
-        vectors = recording_descriptors([recordings[i] for i in ok], segmenter, progress=progress)
+        vectors = recording_descriptors([recordings[i] for i in ok], segmenter, progress=progress, quality=flags)
         described = [p for p in data.patients if any(r.name in vectors for r in p.recordings)]
         if described:
             rows = descriptor_head.predict_proba(patient_matrix(described, vectors))
             character = {p.patient_id: {f: v[k] for f, v in rows.items()} for k, p in enumerate(described)}
     by_patient: dict[str, list[dict[str, np.ndarray]]] = {}
     sites: dict[str, list[str]] = {}
+    quality: dict[str, list[str]] = {}
     i = 0
     for patient in data.patients:
         kept = [j for j in range(i, i + len(patient.recordings)) if j in probs]
         recs = [probs[j] for j in kept]
         sites[patient.patient_id] = [recordings[j].location for j in kept]
+        if flags:  # the quality rule, where the recordings were segmented (with the descriptor head)
+            quality[patient.patient_id] = [flags[recordings[j].name] for j in kept if recordings[j].name in flags]
         i += len(patient.recordings)
         if not recs:
             problems.append(Problem(data.root, f"patient {patient.patient_id}: no readable recording; not predicted",
@@ -384,4 +390,5 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
         by_patient[patient.patient_id] = recs
     weight = float(descriptor_head.meta.get("weight", 0.5)) if character is not None else 0.5
     return predict_patients(by_patient, model.murmur_rule, model.character_rule, heads=model.heads,
-                            character=character, character_weight=weight, locations=sites), problems
+                            character=character, character_weight=weight, locations=sites,
+                            quality=quality or None), problems

@@ -38,6 +38,7 @@ import numpy as np
 
 from murmurlm.data import labels as L
 from murmurlm.data.circor import STATES
+from murmurlm.evaluate.patients import apply_quality_rule
 from murmurlm.signal import cycles as heart_cycles
 from murmurlm.signal.filter import pcg_resample
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, pcg_descriptors
@@ -373,6 +374,12 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method,
                            heartbeat=heartbeat, descriptors=values)
+    prediction, reason = apply_quality_rule(prediction, [report["quality"]["flag"]])
+    if reason is not None:  # the one quality rule: an unusable recording is answered Unknown, and says why
+        report = murmur_report(prediction, segmentation, waveform, sampling_rate,
+                               notes=[*notes, f"Murmur: Unknown, because {reason}"], source=source,
+                               segmentation_warning=warning, segmentation_method=segment_method,
+                               heartbeat=heartbeat, descriptors=values)
     return RecordingAnalysis(report, prediction, segmentation, waveform, sampling_rate, heartbeat, probs, described)
 
 
@@ -412,6 +419,7 @@ def analyse_patient(model: Any, recordings: Sequence[tuple[str, np.ndarray, int,
         descriptors = np.mean([a.descriptor_vector for _, a in analyses], axis=0)[None]
     sites = [site for site, _ in analyses]
     prediction = model.aggregate(probs, descriptors, locations=sites)
+    prediction, reason = apply_quality_rule(prediction, [(a.report.get("quality") or {}).get("flag") for _, a in analyses])
     base = murmur_report(prediction)
     _, _, heard_p = locate_murmur(probs, sites, "Present")
     heard = set(L.parse_locations(prediction.labels.get(L.MURMUR_LOCATIONS_NAME, L.NO_MURMUR)))
@@ -426,6 +434,8 @@ def analyse_patient(model: Any, recordings: Sequence[tuple[str, np.ndarray, int,
             "cycles": seg.get("cycles"), "p_murmur_heard": round(float(a.recording_probs[L.MURMUR.name][present]), 4),
             "heard": site in heard, "warnings": list(rep.get("warnings", []))})
         warnings += [f"{site} ({rep.get('source')}): {w}" for w in rep.get("warnings", [])]
+    if reason is not None:
+        warnings.insert(0, f"Murmur: Unknown, because {reason}")
     outcome = None
     if L.OUTCOME.name in prediction.labels:
         outcome = {"label": prediction.labels[L.OUTCOME.name],

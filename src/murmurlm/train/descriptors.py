@@ -54,16 +54,24 @@ def recording_segments(rec, method: str = "mamba", cache: Path | None = None):
 
 
 def recording_descriptors(recordings: Sequence, method: str = "mamba", cache: Path | None = None,
-                          progress: bool = True, on_error: Callable | None = None) -> dict[str, np.ndarray]:
+                          progress: bool = True, on_error: Callable | None = None,
+                          quality: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Recording name -> descriptor vector of its average heartbeat (cycles from the packaged
     segmenter). A recording that cannot be read or segmented is passed to ``on_error(rec, err)``
-    (default: logged) and left out."""
+    (default: logged) and left out. ``quality``: a dict filled with each recording's quality flag
+    (:func:`murmurlm.signal.quality.pcg_quality` on the same segmentation)."""
     from tqdm.auto import tqdm
+
+    from murmurlm.signal.quality import pcg_quality
 
     out = {}
     for rec in tqdm(recordings, desc="heartbeats", unit="rec", disable=not progress):
         try:
-            beat = pcg_heartbeat(rec.load_audio(), rec.sampling_rate, recording_segments(rec, method, cache))
+            wave = rec.load_audio()
+            segments = recording_segments(rec, method, cache)
+            beat = pcg_heartbeat(wave, rec.sampling_rate, segments)
+            if quality is not None:
+                quality[rec.name] = pcg_quality(wave, rec.sampling_rate, segments)["flag"]
         except Exception as err:  # one bad file must not stop the others
             if on_error is None:
                 log.warning("%s: no descriptors: %s", rec.audio_path, err)
