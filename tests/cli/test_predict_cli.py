@@ -222,3 +222,16 @@ def test_a_bad_file_inside_a_patient_is_named_and_the_rest_predicted(patient_fil
     assert "skipped: PV=" in captured.err and "50001_PV.wav" in captured.err
     assert "2 site(s)" in captured.out and "murmur heard at: MV" in captured.out
     assert main(["predict", "--patient", str(bad)]) != 0
+
+
+def test_the_segmenter_option_is_method_everywhere(ckpt, recordings, capsys):
+    """One vocabulary: --method names the segmenter in predict, serve and segment (--segment-method
+    still works in predict and serve)."""
+    wav = str(recordings / "a.wav")
+    assert main(["predict", "--model", str(ckpt), wav, "--json", "--method", "springer"]) == 0
+    assert json.loads(capsys.readouterr().out)["segmentation"]["method"] == "springer"
+    assert main(["predict", "--model", str(ckpt), wav, "--json", "--segment-method", "springer"]) == 0
+    assert json.loads(capsys.readouterr().out)["segmentation"]["method"] == "springer"
+    for command in (["predict"], ["serve"], ["segment", "predict"], ["segment", "evaluate"]):
+        assert main([*command, "--help"]) == 0
+        assert "--method" in capsys.readouterr().out

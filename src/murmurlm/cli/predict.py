@@ -61,7 +61,8 @@ def predict_command(
                                                              "segments, features (PNG)."),
     as_json: bool = typer.Option(False, "--json", help="The single-file report as JSON."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles for the report."),
-    segment_method: str = typer.Option("mamba", "--segment-method", help="Segmenter: mamba (the better) or springer (faster)."),
+    segment_method: str = typer.Option("mamba", "--method", "--segment-method",
+                                       help="Segmenter: mamba (the better) or springer (faster); as in `segment`."),
     max_duration: float = typer.Option(600.0, "--max-duration", help="Refuse recordings longer than this (s)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's choice)."),
     patients: Optional[Path] = typer.Option(None, "--patients", help="CirCor folder only: predict these patient ids "

@@ -25,7 +25,8 @@ def serve_command(
     body_timeout: float = typer.Option(60.0, "--body-timeout", help="Seconds allowed for an upload to arrive (408 after)."),
     threads: int = typer.Option(1, "--threads", help="torch threads per operation (requests already run in parallel)."),
     segment: bool = typer.Option(True, "--segment/--no-segment", help="Segment heart cycles (heart rate, quality)."),
-    segment_method: str = typer.Option("mamba", "--segment-method", help="Segmenter: mamba (the better) or springer (faster)."),
+    segment_method: str = typer.Option("mamba", "--method", "--segment-method",
+                                       help="Segmenter: mamba (the better) or springer (faster); as in `segment`."),
     audio_lm: Optional[Path] = typer.Option(None, "--audio-lm", help="Audio-LM folder enabling POST /v1/ask: a "
                                                                      "LoRA adapter folder (save_adapter) or a model."),
     audio_lm_backend: str = typer.Option("qwen2-audio", "--audio-lm-backend",
