@@ -222,3 +222,31 @@ def test_a_circor_folder_prediction_says_where_the_murmur_is_heard(synthetic_cir
     back = read_predictions(tmp_path / "p.csv")
     assert (back["Murmur locations"] == frame["Murmur locations"]).all()
     assert (back["Most audible location"] == frame["Most audible location"]).all()
+
+
+def test_calibration_is_fitted_stored_and_changes_probabilities_not_labels(synthetic_circor, tmp_path):
+    """calibrate_checkpoint fits one temperature per feature on given patients and stores it in the
+    checkpoint; load_model applies it to every patient answer: the probabilities move, the labels
+    do not, and the NLL on those patients does not get worse."""
+    from murmurlm.data.circor import load_circor
+    from murmurlm.evaluate.calibration import negative_log_likelihood
+    from murmurlm.evaluate.predictions import probability_matrix
+    from murmurlm.inference.predict import calibrate_checkpoint
+
+    path = tmp_path / "model.pt"
+    shutil.copyfile(DEFAULT_CHECKPOINT, path)
+    ids = [p.patient_id for p in load_circor(synthetic_circor).patients]
+    before, _ = predict_dataset(load_model(path), synthetic_circor, ids, progress=False)
+    temperatures = calibrate_checkpoint(path, synthetic_circor, ids)
+    assert set(temperatures) >= {"Murmur", "Systolic murmur timing"} and all(t > 0 for t in temperatures.values())
+    model = load_model(path)
+    assert model.calibration == temperatures
+    after, _ = predict_dataset(model, synthetic_circor, ids, progress=False)
+    labels = [c for c in before.columns if not c.startswith("P(")]
+    assert before[labels].equals(after[labels])
+    truth = {p.patient_id: p.labels["Murmur"] for p in load_circor(synthetic_circor).patients}
+    idx = np.array([L.MURMUR.classes.index(truth[pid]) for pid in before.index])
+    nll = [negative_log_likelihood(probability_matrix(f, "Murmur"), idx) for f in (before, after)]
+    assert nll[1] <= nll[0] + 1e-9
+    if abs(temperatures["Murmur"] - 1.0) > 0.05:
+        assert not np.allclose(probability_matrix(before, "Murmur"), probability_matrix(after, "Murmur"))

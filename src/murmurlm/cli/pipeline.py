@@ -19,7 +19,11 @@
 5. Predict the test patients: ``RUN_DIR/predictions/compact.csv`` (the CNN with its descriptor head,
    the product as it ships), ``cnn_only.csv`` (the CNN alone, when a head was fitted), and the
    majority and class-prior baselines fitted on train.
-6. Evaluate them side by side (``RUN_DIR/report/``: report.md, report.html, metrics.json).
+   Before predicting, one temperature per feature is fitted on the validation patients
+   (:func:`murmurlm.inference.predict.calibrate_checkpoint`) and stored in ``model/best.pt``: the
+   probabilities are calibrated, the labels unchanged.
+6. Evaluate them side by side (``RUN_DIR/report/``: report.md, report.html, metrics.json, with the
+   calibration of the probabilities and where the murmur is heard).
 
 The folder is parsed and checked once, into ``RUN_DIR/manifests/``
 (:func:`murmurlm.data.manifest.prepare_circor`); every stage then uses that one dataset.
@@ -117,9 +121,17 @@ def pipeline_command(
         combine_models([out / "model" / f"member{i}" / "best.pt" for i in range(members)], out / "model" / "best.pt")
         kept_epoch = "/".join(epochs)
 
-    model = load_model(out / "model" / "best.pt")
     head = _fit_head(dataset, chosen.train, out / "descriptor-head", head_transplants, progress) \
         if descriptor_head else None
+    temperatures = None
+    if chosen.val:  # probabilities that mean what they say: temperatures fitted on the validation patients
+        from murmurlm.inference.predict import calibrate_checkpoint
+
+        temperatures = calibrate_checkpoint(out / "model" / "best.pt", dataset, chosen.val, descriptor_head=head,
+                                            progress=progress)
+        log.info("calibration on %d validation patients: Murmur temperature %.2f", len(chosen.val),
+                 temperatures.get("Murmur", 1.0))
+    model = load_model(out / "model" / "best.pt")
     frames = {}
     frame, problems = predict_dataset(model, dataset, chosen.test, progress=progress, cache_dir=cfg.cache_dir,
                                       use_cache=True, descriptor_head=head)
@@ -140,6 +152,7 @@ def pipeline_command(
     context = {"data": str(data), "split": source, "test patients": len(truth),
                "model": str(out / "model" / "best.pt"), "ensemble members": members, "kept epoch": kept_epoch,
                "descriptor head": str(out / "descriptor-head" / "descriptor-head.json") if head is not None else "none",
+               "calibration (temperatures, fitted on the validation patients)": temperatures or "none",
                "config": str(config), "overrides": " ".join(overrides or []) or "none"}
     written = write_reports(results, out / "report", title="murmurlm main job: compact model", context=context)
     head = results["compact"]["headline"]

@@ -145,7 +145,8 @@ def apply_quality_rule(prediction: PatientPrediction, flags: Sequence[str]) -> t
 def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str = "any",
                          character_rule: str = "murmur-weighted", murmur_scale: Sequence[float] | None = None,
                          heads: Sequence[str] | None = None, character: Mapping[str, np.ndarray] | None = None,
-                         character_weight: float = 0.5, locations: Sequence[str] | None = None) -> PatientPrediction:
+                         character_weight: float = 0.5, locations: Sequence[str] | None = None,
+                         calibration: Mapping[str, float] | None = None) -> PatientPrediction:
     """One patient's prediction from its recordings' probabilities (at least one recording).
 
     ``heads``: the features to aggregate (default: every key of the first recording; all 11
@@ -164,6 +165,12 @@ def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str 
     names = tuple(recordings[0]) if heads is None else tuple(heads)
     stacked = {h: np.stack([np.asarray(r[h], dtype=np.float64) for r in recordings]) for h in names}
     prediction = aggregate_patient(stacked, murmur_rule, character_rule, character, character_weight)
+    if calibration:  # temperatures of the patient-level probabilities: the labels stay (argmax kept)
+        from murmurlm.evaluate.calibration import apply_temperature
+
+        for name, temperature in calibration.items():
+            if name in prediction.probabilities:
+                prediction.probabilities[name] = apply_temperature(prediction.probabilities[name], temperature)
     if locations is not None:  # each recording's site: where the murmur is heard
         if len(locations) != len(recordings):
             raise ValueError(f"aggregate_recordings: {len(locations)} locations for {len(recordings)} recordings")
@@ -181,7 +188,8 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
                      character: Mapping[str, Mapping[str, np.ndarray]] | None = None,
                      character_weight: float = 0.5,
                      locations: Mapping[str, Sequence[str]] | None = None,
-                     quality: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+                     quality: Mapping[str, Sequence[str]] | None = None,
+                     calibration: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The predictions frame of patients from their recordings' probabilities.
 
     ``recordings_by_patient`` maps (or yields pairs of) patient id -> that patient's recordings'
@@ -206,7 +214,7 @@ def predict_patients(recordings_by_patient: Mapping[str, Sequence[RecordingProbs
         if len(recordings):
             patients[pid] = aggregate_recordings(recordings, murmur_rule, character_rule, murmur_scale, heads,
                                                  (character or {}).get(pid), character_weight,
-                                                 None if locations is None else locations[pid])
+                                                 None if locations is None else locations[pid], calibration)
             if quality is not None and pid in quality:
                 patients[pid], _ = apply_quality_rule(patients[pid], quality[pid])
     if not patients:

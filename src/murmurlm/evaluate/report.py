@@ -253,6 +253,25 @@ def write_reports(results: Mapping[str, dict], out_dir: str | Path, title: str =
         md.append("")
         hp.append("</div>")
 
+    calibrated = {n: r["calibration"] for n, r in results.items() if r.get("calibration")}
+    if calibrated:  # do the probabilities mean what they say?
+        names_c = [f.name for f in L.FEATURES if any(f.name in c for c in calibrated.values())]
+        c_head = ["feature", *[f"{n}: ECE / NLL" for n in calibrated]]
+        c_rows = [[f, *[(f"{_fmt(c[f]['ece'])} / {_fmt(c[f]['nll'])}" if f in c else "–") for c in calibrated.values()]]
+                  for f in names_c]
+        text = ("Top-label expected calibration error (10 bins; 0 is perfect) and negative log-likelihood of the "
+                "probability columns, all patients.")
+        md += ["## Calibration", "", text, "", _md_table(c_head, c_rows), ""]
+        hp += ["<h2>Calibration</h2>", f"<p>{html.escape(text)}</p>", _html_table(c_head, c_rows)]
+        for n, c in calibrated.items():
+            if L.MURMUR.name not in c:
+                continue
+            r_head = ["confidence bin", "patients", "mean confidence", "share right"]
+            r_rows = [[f"{b['low']:.1f}–{b['high']:.1f}", str(b["count"]), _fmt(b["confidence"]), _fmt(b["accuracy"])]
+                      for b in c[L.MURMUR.name]["reliability"] if b["count"]]
+            md += [f"Reliability of Murmur, {n}:", "", _md_table(r_head, r_rows), ""]
+            hp += [f"<p>Reliability of Murmur, {html.escape(n)}:</p>", _html_table(r_head, r_rows)]
+
     located = {n: r["locations"] for n, r in results.items() if r.get("locations")}
     if located:  # where the murmur is heard, among the patients whose murmur is Present
         l_head = ["model", "patients", "exact set", "most audible", "mean site F1",

@@ -114,6 +114,19 @@ def _add_auroc(view: dict, truth: Sequence[str], frame: pd.DataFrame, feature: s
         view["per_class"][cls]["auroc"] = value
 
 
+def _calibration(truth: Sequence[str], frame: pd.DataFrame, feature: str) -> dict | None:
+    """Top-label ECE (with its reliability bins) and NLL of a feature's probabilities, when the frame
+    has them (:mod:`murmurlm.evaluate.calibration`)."""
+    from murmurlm.evaluate.calibration import expected_calibration_error, negative_log_likelihood
+
+    probs = probability_matrix(frame, feature)
+    if probs is None or len(truth) == 0:
+        return None
+    idx = np.array([L.feature(feature).classes.index(L.feature(feature).normalise(t)) for t in truth])
+    ece = expected_calibration_error(probs, idx)
+    return {"ece": ece["ece"], "nll": negative_log_likelihood(probs, idx), "reliability": ece["bins"]}
+
+
 def _headline(value: float | None, samples: np.ndarray | None, confidence: float, key: str) -> dict:
     label, higher, _ = HEADLINE[key]
     value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -299,10 +312,18 @@ def evaluate_predictions(predictions: pd.DataFrame, truth: Mapping[str, Mapping[
         "mean_macro_f1": _headline(f1_value, f1_samples, confidence, "mean_macro_f1"),
         "systolic_char_uar": _headline(uar_value, uar_samples, confidence, "systolic_char_uar"),
     }
+    calibration = {}
+    for feat in (*L.FEATURES, *([L.OUTCOME] if L.OUTCOME.name in features else [])):
+        truth_f = [row.get(feat.name) for row in truth_rows]
+        if all(v is not None for v in truth_f):
+            found = _calibration(truth_f, frame, feat.name)
+            if found is not None:
+                calibration[feat.name] = found
     return {
         "name": name or (Path(source).stem if source and not str(source).startswith("<") else "model"),
         "source": source,
         "num_patients": n,
+        "calibration": calibration or None,
         "locations": location_scores(frame, truth_rows),
         "bootstrap": {"resamples": bootstrap, "seed": seed, "confidence": confidence, "method": "percentile"},
         "headline": headline,

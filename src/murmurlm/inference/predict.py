@@ -37,6 +37,7 @@ import numpy as np
 
 from murmurlm.data.audio import read_pcg
 from murmurlm.data.circor import CirCorDataset, Problem
+from murmurlm.data import labels as L
 from murmurlm.data.manifest import open_circor
 from murmurlm.errors import DataFormatError, MurmurlmError
 from murmurlm.evaluate.aggregate import PatientPrediction
@@ -65,7 +66,8 @@ class Predictor:
 
     def __init__(self, model, front_end: FrontEnd, window_seconds: float, hop_seconds: float,
                  config: dict | None = None, murmur_rule: str = "any", character_rule: str = "murmur-weighted",
-                 murmur_scale: Sequence[float] | None = None, path: Path | None = None, batch_size: int = 64):
+                 murmur_scale: Sequence[float] | None = None, path: Path | None = None, batch_size: int = 64,
+                 calibration: Mapping[str, float] | None = None):
         self.model = model.eval()
         self.front_end = front_end
         self.config = config or {}
@@ -78,6 +80,9 @@ class Predictor:
         self.murmur_scale = np.asarray(murmur_scale if murmur_scale is not None else [1.0, 1.0, 1.0], np.float64)
         self.path = path
         self.batch_size = batch_size
+        # feature -> temperature of its patient-level probabilities (evaluate.calibration), fitted on
+        # validation patients (calibrate_checkpoint); labels never change
+        self.calibration = dict(calibration or {})
         # a second opinion on the systolic character from the average heartbeat (models.descriptor_head):
         # the packaged default has one (load_model()); None: the CNN alone
         self.descriptor_head = None
@@ -137,7 +142,8 @@ class Predictor:
             character = {f: v[0] for f, v in self.descriptor_head.predict_proba(descriptors).items()}
             weight = float(self.descriptor_head.meta.get("weight", 0.5))
         return aggregate_recordings(recording_probs, self.murmur_rule, self.character_rule, heads=self.heads,
-                                    character=character, character_weight=weight, locations=locations)
+                                    character=character, character_weight=weight, locations=locations,
+                                    calibration=self.calibration)
 
     def predict_patients(self, recordings_by_patient, murmur_scale: Sequence[float] | None = None,
                          locations: Mapping[str, Sequence[str]] | None = None):
@@ -146,7 +152,8 @@ class Predictor:
         :meth:`predict_features` (already scaled); the scale to apply to raw ones. ``locations``:
         patient id -> its recordings' sites (adds where the murmur is heard)."""
         return predict_patients(recordings_by_patient, self.murmur_rule, self.character_rule,
-                                murmur_scale=murmur_scale, heads=self.heads, locations=locations)
+                                murmur_scale=murmur_scale, heads=self.heads, locations=locations,
+                                calibration=self.calibration)
 
 
 def save_model(path: str | Path, model, front_end: FrontEnd, *, window_seconds: float, hop_seconds: float,
@@ -259,7 +266,7 @@ def load_model(path: str | Path | None = None, threads: int | None = None, descr
     if missing:
         raise MurmurlmError(f"{path}: not a usable compact checkpoint (its inference settings lack "
                             f"{', '.join(missing)}; save_model writes them)")
-    optional = {k: inf[k] for k in ("murmur_rule", "character_rule", "murmur_scale") if k in inf}
+    optional = {k: inf[k] for k in ("murmur_rule", "character_rule", "murmur_scale", "calibration") if k in inf}
     predictor = Predictor(model, fe, window_seconds=inf["window_seconds"], hop_seconds=inf["hop_seconds"],
                           config=ckpt.get("config", {}), path=path, **optional)
     from murmurlm.models.descriptor_head import DescriptorHead, load_descriptor_head
@@ -270,6 +277,34 @@ def load_model(path: str | Path | None = None, threads: int | None = None, descr
         predictor.descriptor_head = descriptor_head if isinstance(descriptor_head, DescriptorHead) else \
             load_descriptor_head(descriptor_head)
     return predictor
+
+
+def calibrate_checkpoint(path: str | Path, dataset, patient_ids: Sequence[str],
+                         descriptor_head: Any = None, progress: bool = False) -> dict[str, float]:
+    """Fit one temperature per feature (and Outcome) on the patient-level probabilities of
+    ``patient_ids`` (validation patients the model did not train on;
+    :func:`murmurlm.evaluate.calibration.fit_temperature`) and store them in the checkpoint at
+    ``path`` (``inference.calibration``), which :func:`load_model` then applies to every patient
+    answer. The labels, and so every accuracy, stay as they were. Returns the temperatures."""
+    from murmurlm.evaluate.calibration import fit_temperature
+    from murmurlm.evaluate.predictions import probability_matrix
+    from murmurlm.train.checkpoint import atomic_save, load_checkpoint
+
+    model = load_model(path, descriptor_head=descriptor_head)
+    model.calibration = {}
+    frame, _ = predict_dataset(model, dataset, patient_ids, progress=progress)
+    truth = {p.patient_id: p.labels for p in open_circor(dataset).patients}
+    temperatures = {}
+    for feat in (*L.FEATURES, L.OUTCOME):
+        probs = probability_matrix(frame, feat.name)
+        if probs is None:
+            continue
+        idx = np.array([feat.classes.index(feat.normalise(truth[str(pid)][feat.name])) for pid in frame.index])
+        temperatures[feat.name] = round(fit_temperature(probs, idx), 4)
+    ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    ckpt.setdefault("inference", {})["calibration"] = temperatures
+    atomic_save(ckpt, path)
+    return temperatures
 
 
 def predict_recording(model: Predictor, waveform: np.ndarray, sampling_rate: int,
@@ -391,4 +426,4 @@ def predict_dataset(model: Predictor, root: str | Path | CirCorDataset, patient_
     weight = float(descriptor_head.meta.get("weight", 0.5)) if character is not None else 0.5
     return predict_patients(by_patient, model.murmur_rule, model.character_rule, heads=model.heads,
                             character=character, character_weight=weight, locations=sites,
-                            quality=quality or None), problems
+                            quality=quality or None, calibration=model.calibration), problems
