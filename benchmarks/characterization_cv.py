@@ -34,15 +34,17 @@ Models:
   (``transplant_murmur(..., variation=True)``: window, shape, level, a Musical murmur's noise).
 - **blend, transplants, ordinal**: as *blend, transplants*, grading fitted as an ordinal
   (cumulative-logit) regression, I < II < III.
-- **blend, transplants, ordinal, diastolic**: as the previous, plus the diastolic detector: a binary
+- **blend, transplants, ordinal, diastolic** (*proposed*): as the previous, plus the diastolic detector: a binary
   regression on the fold's systolic-murmur patients (whether they also have a diastolic murmur) and
   ``--diastolic-transplants`` diastolic murmurs of random classes laid into their recordings; its
   P(present) replaces the CNN's P(diastolic murmur), the CNN's diastolic class probabilities give the
   character (the recipe's default, :mod:`murmurlm.recipes.train_descriptor_head`).
+- **proposed**: *blend, transplants, ordinal, diastolic*, the new default's recipe.
 - **..., quality rule**: the project's one quality rule applied (a patient whose recordings are all
   flagged ``poor`` by :func:`murmurlm.signal.quality.pcg_quality` on their Mamba segmentation is
   ``Unknown``: :func:`murmurlm.evaluate.patients.apply_quality_rule`), to the default and to the
-  proposed model.
+  proposed model; **..., calibrated**: P(Murmur) with a temperature fitted per fold on the fold's
+  inner validation patients (:mod:`murmurlm.evaluate.calibration`; labels unchanged).
 - each of the three single-seed CNNs and its blend, for the spread over seeds.
 
 Reported: per feature macro-F1 and UAR among the patients with that murmur, murmur weighted
@@ -241,6 +243,28 @@ def with_quality_rule(frame: pd.DataFrame, patients, flags: dict[str, str]) -> p
     return out
 
 
+def murmur_temperature(frame: pd.DataFrame, patients) -> float:
+    """Murmur's temperature (:func:`murmurlm.evaluate.calibration.fit_temperature`) on patients
+    the fold's models did not train on (its inner validation patients)."""
+    from murmurlm.evaluate.calibration import fit_temperature
+    from murmurlm.evaluate.predictions import probability_matrix
+
+    truth = {p.patient_id: p.labels[L.MURMUR.name] for p in patients}
+    idx = np.array([L.MURMUR.classes.index(truth[str(pid)]) for pid in frame.index])
+    return fit_temperature(probability_matrix(frame, L.MURMUR.name), idx)
+
+
+def with_temperature(frame: pd.DataFrame, temperature: float) -> pd.DataFrame:
+    """The frame with Murmur's probabilities calibrated (labels untouched)."""
+    from murmurlm.evaluate.calibration import apply_temperature
+    from murmurlm.evaluate.predictions import prob_columns
+
+    out = frame.copy()
+    cols = prob_columns(L.MURMUR.name)
+    out[cols] = apply_temperature(out[cols].to_numpy(dtype=np.float64), temperature)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # the CNN side
 
@@ -360,8 +384,9 @@ def write_markdown(report: dict, path: Path) -> None:
              "P(Present) at test). *transplants*: the blend with synthetic murmurs of every timing, shape and quality "
              "class added to the training rows (*varied*: each drawn from its class's range). *ordinal*: grading as a "
              "cumulative-logit regression. *diastolic*: the diastolic detector (descriptors + diastolic transplants) "
-             "decides whether there is a diastolic murmur. *quality rule*: a patient whose recordings are all of poor "
-             "quality is Unknown. `s<k>`: the single-seed CNN of seed k and its blend.", "",
+             "decides whether there is a diastolic murmur; *proposed*: blend, transplants, ordinal and diastolic together. "
+             "*quality rule*: a patient whose recordings are all of poor quality is Unknown; *calibrated*: P(Murmur) "
+             "with a temperature fitted on the fold's inner validation patients. `s<k>`: the single-seed CNN of seed k and its blend.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label in (("murmur_weighted_accuracy", "Murmur weighted accuracy ↑"),
                        ("mean_macro_f1", "Mean macro-F1, 11 features ↑"),
@@ -385,6 +410,16 @@ def write_markdown(report: dict, path: Path) -> None:
     lines += ["", "Long-tail classes: pooled out-of-fold recall / precision (all patients):", "",
               "| class | patients | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names),
               *long_tail_rows(report["results"], names)]
+    calibrated = [n for n in ("default", "proposed, quality rule", "proposed, quality rule, calibrated")
+                  if n in names and (report["results"][n].get("calibration") or {}).get(L.MURMUR.name)]
+    if calibrated:
+        lines += ["", "Calibration of P(Murmur) (top-label ECE, 10 bins, and NLL, all patients pooled out of fold; "
+                  f"*calibrated*: a temperature fitted per fold on its inner validation patients, "
+                  f"{', '.join(f'{t:.2f}' for t in report['temperatures'])}):", "",
+                  "| | " + " | ".join(calibrated) + " |", "|---|" + "---:|" * len(calibrated)]
+        for key in ("ece", "nll"):
+            lines.append(f"| Murmur {key.upper()} | " + " | ".join(
+                fmt(report["results"][n]["calibration"][L.MURMUR.name][key]) for n in calibrated) + " |")
     located = [n for n in ("default", *(f"s{k}" for k in range(3))) if n in names
                and report["results"][n].get("locations")]
     if located:  # the character heads do not change where the murmur is heard: the CNNs only
@@ -443,7 +478,7 @@ def main(argv=None) -> int:
     cache_dir = args.runs / "features"
 
     frames: dict[str, list[pd.DataFrame]] = {}
-    fit_seconds, transplant_seconds, chosen = 0.0, 0.0, []
+    fit_seconds, transplant_seconds, chosen, temperatures = 0.0, 0.0, [], []
     for i, fold in enumerate(folds):
         test = [by_id[p] for p in fold.val]
         train = [by_id[p] for p in fold.train]
@@ -479,10 +514,16 @@ def main(argv=None) -> int:
         frames.setdefault("blend, transplants", []).append(with_character(cnn, grafted, 0.5))
         frames.setdefault("blend, varied transplants", []).append(with_character(cnn, grafted_varied, 0.5))
         frames.setdefault("blend, transplants, ordinal", []).append(with_character(cnn, ordinal, 0.5))
-        frames.setdefault("blend, transplants, ordinal, diastolic", []).append(with_character(cnn, with_dia, 0.5))
+        frames.setdefault("proposed", []).append(with_character(cnn, with_dia, 0.5))
         frames.setdefault("default, quality rule", []).append(with_quality_rule(cnn, test, flags))
-        frames.setdefault("blend, transplants, ordinal, diastolic, quality rule", []).append(
-            with_quality_rule(frames["blend, transplants, ordinal, diastolic"][-1], test, flags))
+        frames.setdefault("proposed, quality rule", []).append(with_quality_rule(frames["proposed"][-1], test, flags))
+        # calibration: Murmur's temperature fitted on the fold's inner validation patients (never the test fold)
+        inner = [by_id[p] for p in json.loads((members[0] / f"fold{i}" / "split.json").read_text())["val"]]
+        inner_frame, _ = patient_frame(fold_predictor(members, i, args.runs), inner, cache_dir)
+        temperature = murmur_temperature(inner_frame, inner)
+        temperatures.append(temperature)
+        frames.setdefault("proposed, quality rule, calibrated", []).append(
+            with_temperature(frames["proposed, quality rule"][-1], temperature))
         for k, m in enumerate(members):
             single = load_model(m / f"fold{i}" / "best.pt")
             single_frame, _ = patient_frame(single, test, cache_dir)
@@ -505,7 +546,7 @@ def main(argv=None) -> int:
               "results": {n: results[n] for n in names},
               "speed": inference_speed(fold_predictor(members, 0, args.runs), dataset),
               "descriptor_training": {"seconds": fit_seconds, "transplant_seconds": transplant_seconds, "chosen_c": {str(c): chosen.count(c) for c in sorted(set(chosen))}},
-              "synthetic_vs_real": comparison,
+              "synthetic_vs_real": comparison, "temperatures": temperatures,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "characterization_cv.json").write_text(json.dumps(
