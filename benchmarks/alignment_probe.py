@@ -29,11 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from characterization_cv import all_descriptors, descriptor_probabilities  # noqa: E402
+from characterization_cv import all_descriptors, committed_folds, descriptor_probabilities  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
-from murmurlm.data.circor import load_circor  # noqa: E402
-from murmurlm.data.splits import repository_split  # noqa: E402
 from murmurlm.signal.descriptors import descriptor_vector  # noqa: E402
 from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
 
@@ -61,11 +59,7 @@ def main(argv=None) -> int:
     parser.add_argument("--descriptors", type=Path, default=REPO / "runs" / "characterization" / "descriptors.npz")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    dataset = load_circor(args.data, on_error="skip")
-    found = repository_split(args.data, (p.patient_id for p in dataset.patients), k=5)
-    if found is None:
-        raise SystemExit("needs the committed 5-fold split of this folder (splits/<name>-5fold)")
-    folds, _ = found
+    dataset, folds, _ = committed_folds(args.data)
     mamba = all_descriptors(dataset, args.descriptors.parent / "segments", args.descriptors)
     annotated = dict(mamba)  # murmur patients' recordings described on their .tsv cycles
     for p in dataset.patients:

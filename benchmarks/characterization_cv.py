@@ -449,6 +449,16 @@ def write_markdown(report: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def committed_folds(data: Path):
+    """The dataset (unreadable patients skipped), its committed 5-fold split
+    (``splits/<name>-5fold``, the folds of ``compact_cv.py``) and where that split lives."""
+    dataset = load_circor(data, on_error="skip")
+    found = repository_split(data, (p.patient_id for p in dataset.patients), k=5)
+    if found is None:
+        raise SystemExit("needs the committed 5-fold split of this folder (splits/<name>-5fold), as compact_cv.py")
+    return dataset, found[0], found[1]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -466,11 +476,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     members = [Path(m) for m in args.members.split(",")]
-    dataset = load_circor(args.data, on_error="skip")
-    found = repository_split(args.data, (p.patient_id for p in dataset.patients), k=5)
-    if found is None:
-        raise SystemExit("needs the committed 5-fold split of this folder (splits/<name>-5fold), as compact_cv.py")
-    folds, where = found
+    dataset, folds, where = committed_folds(args.data)
     by_id = dataset.by_id()
     seg_dir = args.segmentations or args.runs / "segments"
     descriptors = all_descriptors(dataset, seg_dir, args.runs / "descriptors.npz")

@@ -42,11 +42,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from characterization_cv import fold_predictor  # noqa: E402
+from characterization_cv import committed_folds, fold_predictor  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
-from murmurlm.data.circor import load_circor  # noqa: E402
-from murmurlm.data.splits import repository_split  # noqa: E402
 from murmurlm.evaluate.aggregate import PatientPrediction  # noqa: E402
 from murmurlm.evaluate.patients import apply_quality_rule  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
@@ -150,11 +148,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     members = [Path(m) for m in args.members.split(",")]
-    dataset = load_circor(args.data, on_error="skip")
-    found = repository_split(args.data, (p.patient_id for p in dataset.patients), k=5)
-    if found is None:
-        raise SystemExit("needs the committed 5-fold split of this folder (splits/<name>-5fold)")
-    folds, where = found
+    dataset, folds, where = committed_folds(args.data)
     by_id = dataset.by_id()
     chosen = [int(f) for f in args.folds.split(",")]
     tests = {i: [by_id[p] for p in folds[i].val][: args.max_patients] for i in chosen}
