@@ -46,6 +46,7 @@ from characterization_cv import committed_folds, fold_predictor  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
 from murmurlm.evaluate.aggregate import PatientPrediction  # noqa: E402
+from murmurlm.evaluate.metrics import mean_of_defined  # noqa: E402
 from murmurlm.evaluate.patients import apply_quality_rule  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
 from murmurlm.signal.features import compute_features  # noqa: E402
@@ -109,7 +110,11 @@ def scores(frame: pd.DataFrame, truth: dict) -> dict:
     systolic = [result["features"][f.name]["characterisation"] for f in L.SYSTOLIC]
     return {"murmur_weighted_accuracy": result["headline"]["murmur_weighted_accuracy"]["value"],
             "share_present": float((murmur == "Present").mean()), "share_unknown": float((murmur == "Unknown").mean()),
-            "systolic_macro_f1_murmur_patients": float(np.mean([v["macro_f1"] for v in systolic if v]))}
+            "systolic_macro_f1_murmur_patients": mean_of_defined(v["macro_f1"] for v in systolic if v)}
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
 
 def write(report: dict, out: Path) -> None:
@@ -127,7 +132,7 @@ def write(report: dict, out: Path) -> None:
         m, s = row["segmentation"]["mamba"], row["segmentation"]["springer"]
         lines.append(f"| {row['noise']} | {row['snr_db']} | {d['murmur_weighted_accuracy']:.3f} | "
                      f"{q['murmur_weighted_accuracy']:.3f} | {d['share_present']:.0%} / {q['share_present']:.0%} | "
-                     f"{d['share_unknown']:.0%} / {q['share_unknown']:.0%} | {d['systolic_macro_f1_murmur_patients']:.3f} | "
+                     f"{d['share_unknown']:.0%} / {q['share_unknown']:.0%} | {_fmt(d['systolic_macro_f1_murmur_patients'])} | "
                      f"{m.get('s1_f1', float('nan')):.3f} / {m.get('s2_f1', float('nan')):.3f} | "
                      f"{s.get('s1_f1', float('nan')):.3f} / {s.get('s2_f1', float('nan')):.3f} | "
                      f"{row['share_poor']:.0%} | {row['failures']} |")
