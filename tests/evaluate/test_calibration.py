@@ -58,6 +58,8 @@ def test_the_evaluator_reports_calibration(tmp_path):
     result = evaluate_predictions(predictions_frame(preds), truth, bootstrap=0)
     cal = result["calibration"]["Murmur"]
     assert 0 <= cal["ece"] <= 1 and cal["nll"] > 0 and len(cal["reliability"]) == 10
-    written = write_reports({"model": result}, tmp_path, plots=False)
+    written = write_reports({"model": result}, tmp_path)
     text = written["markdown"].read_text()
     assert "## Calibration" in text and "Reliability of Murmur, model" in text
+    assert (tmp_path / "figures" / "model__murmur-reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Murmur reliability diagram" in written["html"].read_text()

@@ -18,7 +18,8 @@ def test_write_reports_two_models(tmp_path):
                                           bootstrap=50, name=name) for name in ("majority", "prior")}
     paths = write_reports(results, tmp_path / "rep", context={"data": "synthetic"})
     html = paths["html"].read_text()
-    assert html.count('<img src="data:image/png;base64,') == 2 * 12  # 11 features + Outcome, 2 models
+    assert html.count('confusion matrix"><figcaption>') == 2 * 12  # 11 features + Outcome, 2 models
+    assert html.count('Murmur reliability diagram"><figcaption>') == 2  # calibration: one per model
     assert "majority" in html and "prior" in html and "Systolic murmur timing" in html
     md = paths["markdown"].read_text()
     assert "| majority |" in md and "](figures/majority__murmur.png)" in md

@@ -105,4 +105,5 @@ def test_evaluate_real_circor_baselines(circor_root, tmp_path):
     assert majority["challenge"]["murmur_weighted_accuracy"]["value"] == pytest.approx(expected)
     assert majority["num_patients"] == len(truth)
     html = (out / "report.html").read_text()
-    assert html.count('<img src="data:image/png;base64,') == 2 * 12
+    assert html.count('confusion matrix"><figcaption>') == 2 * 12
+    assert html.count('Murmur reliability diagram"><figcaption>') == 2

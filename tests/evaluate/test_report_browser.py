@@ -37,11 +37,12 @@ def check_report_in_browser(report, chromium) -> None:
     page.wait_for_load_state("load")
     images = page.eval_on_selector_all(
         "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt])")
-    # one confusion matrix per model for each of the 11 features and Outcome, each decoded by the
-    # browser into a real picture
-    assert len(images) == 2 * (len(L.FEATURES) + 1)
+    # one confusion matrix per model for each of the 11 features and Outcome, and one reliability
+    # diagram of Murmur per model, each decoded by the browser into a real picture
+    assert len(images) == 2 * (len(L.FEATURES) + 1) + 2
+    assert sum("reliability diagram" in alt for *_, alt in images) == 2
     for feature in (*L.FEATURE_NAMES, "Outcome"):
-        assert sum(feature in alt for *_, alt in images) == 2, feature
+        assert sum(f": {feature} confusion matrix" in alt for *_, alt in images) == 2, feature
     assert all(complete and w > 100 and h > 100 for complete, w, h, _ in images), images
     text = page.inner_text("body")
     for feature in L.FEATURE_NAMES:

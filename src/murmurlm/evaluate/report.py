@@ -112,6 +112,34 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], title: s
     return buf.getvalue()
 
 
+def plot_reliability(bins: Sequence[Mapping], title: str) -> bytes:
+    """A reliability diagram PNG: per confidence bin, the share predicted right against the mean
+    confidence (the diagonal is perfect calibration; dot area ~ patients in the bin)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    used = [b for b in bins if b["count"]]
+    fig = Figure(figsize=(3.6, 3.4), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--")
+    if used:
+        conf = [b["confidence"] for b in used]
+        acc = [b["accuracy"] for b in used]
+        size = np.array([b["count"] for b in used], dtype=float)
+        ax.plot(conf, acc, color="#1f77b4", lw=1)
+        ax.scatter(conf, acc, s=20 + 180 * size / size.max(), color="#1f77b4", alpha=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean confidence", fontsize=8)
+    ax.set_ylabel("share predicted right", fontsize=8)
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def _feature_table(results: Mapping[str, dict], feature: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows (one per model) of a feature's table: all patients, then the
     characterisation view; an AUROC column where any model has probabilities."""
@@ -271,6 +299,14 @@ def write_reports(results: Mapping[str, dict], out_dir: str | Path, title: str =
                       for b in c[L.MURMUR.name]["reliability"] if b["count"]]
             md += [f"Reliability of Murmur, {n}:", "", _md_table(r_head, r_rows), ""]
             hp += [f"<p>Reliability of Murmur, {html.escape(n)}:</p>", _html_table(r_head, r_rows)]
+            if plots:
+                png = plot_reliability(c[L.MURMUR.name]["reliability"], f"{n}: Murmur reliability")
+                fig_path = fig_dir / f"{model_slugs[n]}__murmur-reliability.png"
+                fig_path.write_bytes(png)
+                md += [f"![{n}: Murmur reliability diagram](figures/{fig_path.name})", ""]
+                b64 = base64.b64encode(png).decode("ascii")
+                hp.append(f"<figure><img src=\"data:image/png;base64,{b64}\" alt=\"{html.escape(n)}: Murmur "
+                          f"reliability diagram\"><figcaption>{html.escape(n)}</figcaption></figure>")
 
     located = {n: r["locations"] for n, r in results.items() if r.get("locations")}
     if located:  # where the murmur is heard, among the patients whose murmur is Present
