@@ -46,7 +46,7 @@ class TrainConfig:
     segmenter: str = "mamba"          # the packaged segmenter whose cycles are described: mamba | springer
     transplants_per_class: int = 15   # murmur transplants per class of timing, shape, quality; 0: none
     transplant_variation: bool = False  # draw each transplant from its class's range, not its prototype
-    ordinal_grading: bool = True      # grade I < II < III as a cumulative-logit regression
+    ordinal_grading: bool = False     # grade I < II < III as a cumulative-logit regression (lost in CV: docs/characterization.md)
     diastolic_transplants: int = 60   # >0: a diastolic detector, fitted with this many diastolic transplants; 0: none
     weight: float = 0.5               # the head's share when blended with the CNN at prediction
 
