@@ -235,3 +235,19 @@ def test_the_segmenter_option_is_method_everywhere(ckpt, recordings, capsys):
     for command in (["predict"], ["serve"], ["segment", "predict"], ["segment", "evaluate"]):
         assert main([*command, "--help"]) == 0
         assert "--method" in capsys.readouterr().out
+
+
+def test_calibrate_stores_temperatures_that_predict_then_uses(synthetic_circor, tmp_path, capsys):
+    import shutil
+
+    from murmurlm.data.circor import load_circor
+    from murmurlm.inference.predict import DEFAULT_CHECKPOINT, load_model
+
+    ckpt = tmp_path / "model.pt"
+    shutil.copyfile(DEFAULT_CHECKPOINT, ckpt)
+    ids = tmp_path / "val.txt"
+    ids.write_text("\n".join(p.patient_id for p in load_circor(synthetic_circor).patients[:8]) + "\n")
+    assert main(["calibrate", str(ckpt), "--data", str(synthetic_circor), "--patients", str(ids)]) == 0
+    assert "Murmur: temperature" in capsys.readouterr().out
+    assert "Murmur" in load_model(ckpt).calibration
+    assert main(["calibrate", str(tmp_path / "none.pt"), "--data", str(synthetic_circor), "--patients", str(ids)]) != 0

@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # One module per command group; each has register(app).
-COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "segment", "finetune",
+COMMAND_MODULES: tuple[str, ...] = ("data", "evaluate", "predict", "serve", "train", "pipeline", "calibrate", "segment", "finetune",
                                      "whisper", "config")
 
 
