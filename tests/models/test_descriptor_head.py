@@ -131,8 +131,12 @@ def test_the_packaged_head_loads_and_a_bad_file_is_a_clear_error(tmp_path):
     from murmurlm.signal.descriptors import DESCRIPTOR_NAMES
 
     head = load_descriptor_head()
-    assert head.names == tuple(DESCRIPTOR_NAMES) and set(head.regressions) == {f.name for f in L.SYSTOLIC}
+    from murmurlm.models.descriptor_head import DIASTOLIC_PRESENCE
+
+    assert head.names == tuple(DESCRIPTOR_NAMES)
+    assert set(head.regressions) == {f.name for f in L.SYSTOLIC} | {DIASTOLIC_PRESENCE}  # with the diastolic detector
     assert head.meta["weight"] == 0.5 and head.meta["transplants_per_class"] > 0
+    assert head.meta["config"]["diastolic_transplants"] > 0 and not head.meta["config"]["ordinal_grading"]
     with pytest.raises(ConfigError, match="no such descriptor head"):
         load_descriptor_head(tmp_path / "none.json")
     (tmp_path / "bad.json").write_text("{}")
