@@ -79,6 +79,7 @@ from murmurlm.data.circor import load_circor  # noqa: E402
 from murmurlm.data.splits import repository_split  # noqa: E402
 from murmurlm.evaluate.predictions import PROB_COLUMN, write_predictions  # noqa: E402
 from murmurlm.evaluate.report import evaluate_with_baselines  # noqa: E402
+from murmurlm.evaluate.scoring import patient_truth  # noqa: E402
 from murmurlm.inference.predict import combine_models, load_model  # noqa: E402
 from murmurlm.signal.descriptors import DESCRIPTOR_NAMES, descriptor_vector  # noqa: E402
 from murmurlm.signal.features import recording_features  # noqa: E402
@@ -538,8 +539,7 @@ def main(argv=None) -> int:
     pooled = {name: pd.concat(parts) for name, parts in frames.items()}
     for name, frame in pooled.items():
         write_predictions(frame, args.runs / "predictions" / f"{name.replace(' ', '_')}.csv")
-    truth = {pid: {**by_id[pid].labels, L.MURMUR_LOCATIONS_NAME: "+".join(by_id[pid].murmur_locations) or L.NO_MURMUR}
-             for pid in pooled["default"].index.astype(str)}
+    truth = {pid: patient_truth(by_id[pid]) for pid in pooled["default"].index.astype(str)}
     train_labels = [p.labels for p in dataset.patients]  # baselines are not the point here
     results = evaluate_with_baselines(pooled, truth, train_labels, known_ids=list(by_id), bootstrap=args.bootstrap,
                                       seed=0)

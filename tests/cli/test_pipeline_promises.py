@@ -89,8 +89,9 @@ def test_one_member_trains_straight_into_the_model_folder(synthetic_circor, tmp_
 @pytest.mark.slow
 def test_the_main_job_fits_a_descriptor_head_on_its_training_patients(tmp_path):
     """With enough systolic-murmur patients in train, the pipeline fits the descriptor head on them
-    (never on test), predicts with it (compact.csv) and without it (cnn_only.csv), and reports both;
-    the murmur decision is the CNN's in both."""
+    (never on test), calibrates on the validation patients, predicts with the head (compact.csv)
+    and without it (cnn_only.csv), and reports both with calibration and locations; the murmur
+    decision is the CNN's in both."""
     import json
 
     from murmurlm.evaluate.predictions import read_predictions
@@ -115,6 +116,11 @@ def test_the_main_job_fits_a_descriptor_head_on_its_training_patients(tmp_path):
     assert not with_head[cols].equals(cnn_only[cols])  # the head changed the description
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert {"compact", "cnn only"} <= set(metrics["models"])
+    from murmurlm.inference.predict import load_model
+
+    assert "Murmur" in load_model(out / "model" / "best.pt").calibration  # fitted on the validation patients
+    assert metrics["models"]["compact"]["calibration"]["Murmur"]["ece"] is not None
+    assert metrics["models"]["compact"]["locations"] is not None  # where the murmur is heard, scored
 
 
 def test_too_few_murmur_patients_leave_the_cnn_alone(synthetic_circor, tmp_path):

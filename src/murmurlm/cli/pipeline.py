@@ -81,6 +81,7 @@ def pipeline_command(
     from murmurlm.data.splits import write_split
     from murmurlm.evaluate.predictions import write_predictions
     from murmurlm.evaluate.report import evaluate_with_baselines, write_reports
+    from murmurlm.evaluate.scoring import patient_truth
     from murmurlm.inference.predict import load_model, predict_dataset
 
     if _needs_download(data):
@@ -144,7 +145,7 @@ def pipeline_command(
                                                 cache_dir=cfg.cache_dir, use_cache=True, descriptor_head=None)
         write_predictions(frames["cnn only"], out / "predictions" / "cnn_only.csv")
 
-    labels = {p.patient_id: p.labels for p in dataset.patients}
+    labels = {p.patient_id: patient_truth(p) for p in dataset.patients}
     truth = {pid: labels[pid] for pid in chosen.test if pid in set(frame.index.astype(str))}
     train_labels = [labels[pid] for pid in chosen.train]
     results = evaluate_with_baselines(frames, truth, train_labels, known_ids=list(labels),

@@ -65,6 +65,12 @@ HEADLINE = {
 # truth
 
 
+def patient_truth(patient) -> dict[str, str]:
+    """A patient's true labels as the evaluator reads them: the features, the auxiliaries and
+    ``Murmur locations`` (``+``-joined, ``nan`` without a murmur)."""
+    return {**patient.labels, L.MURMUR_LOCATIONS_NAME: "+".join(patient.murmur_locations) or L.NO_MURMUR}
+
+
 def dataset_labels(root: str | Path) -> dict[str, dict[str, str]]:
     """The true labels of a CirCor folder: {patient id: {feature: class string}} in file order.
 
@@ -82,8 +88,7 @@ def dataset_labels(root: str | Path) -> dict[str, dict[str, str]]:
             labels, sites = circor.patient_labels(row, table_path, lineno)
             out[pid] = {**labels, L.MURMUR_LOCATIONS_NAME: "+".join(sites) or L.NO_MURMUR}
         return out
-    return {p.patient_id: {**p.labels, L.MURMUR_LOCATIONS_NAME: "+".join(p.murmur_locations) or L.NO_MURMUR}
-            for p in circor.load_circor(root)}
+    return {p.patient_id: patient_truth(p) for p in circor.load_circor(root)}
 
 
 # --------------------------------------------------------------------------------------------
