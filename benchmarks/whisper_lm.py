@@ -126,6 +126,19 @@ def long_tail(models: dict, train_counts: Counter, max_train: int) -> dict:
     return out
 
 
+def _setting(report: dict) -> str:
+    """How the run heard and answered: LoRA's target, the band mapping, one-pass or 11 questions."""
+    resolved = report.get("recipe", {}).get("resolved", {})
+    data = resolved.get("data", {})
+    playback = data.get("audio", {}).get("playback", 1.0)
+    target = report.get("lora", {}).get("target", "language")
+    parts = ["LoRA on the encoder and the decoder" if target == "both" else
+             "encoder frozen and cached, LoRA on the decoder" if target == "language" else f"LoRA on the {target}",
+             f"playback mapping x{playback:g}" if playback and playback != 1 else "resampled to 16 kHz",
+             "one-pass answers" if data.get("one_pass") else "11 questions"]
+    return ", ".join(parts)
+
+
 def fmt(v, d: int = 3) -> str:
     return "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
 
@@ -158,7 +171,7 @@ def write_markdown(report: dict, path: Path) -> None:
              f"Command: `{report['command']}`", "",
              f"Model: {report['source']} ({report['num_parameters_m']:.1f}M parameters, "
              f"{report['trainable_parameters_m']:.2f}M trainable LoRA), encoder window {report['window_seconds']:g} s, "
-             f"audio mode `{report['audio_mode']}`, encoder frozen and cached. Split: {report['split']} — trained on "
+             f"audio mode `{report['audio_mode']}`, {_setting(report)}. Split: {report['split']} — trained on "
              f"{report['num_train_patients']} patients, scored on {report['num_test_patients']} test patients.", "",
              f"Training run: {t['steps']} of {t['planned_steps']} planned steps × batch {report['batch_size']} "
              f"({t['examples_seen']} examples of {t['train_items']} (window, question) items"
