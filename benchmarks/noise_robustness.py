@@ -42,12 +42,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from characterization_cv import committed_folds, fold_predictor  # noqa: E402
+from characterization_cv import committed_folds, fold_predictor, with_quality_rule  # noqa: E402
 
 from murmurlm.data import labels as L  # noqa: E402
-from murmurlm.evaluate.aggregate import PatientPrediction  # noqa: E402
 from murmurlm.evaluate.metrics import mean_of_defined  # noqa: E402
-from murmurlm.evaluate.patients import apply_quality_rule  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
 from murmurlm.signal.features import compute_features  # noqa: E402
 from murmurlm.signal.noise import NOISE_TYPES, circor_noise_bank, pcg_add_noise  # noqa: E402
@@ -92,14 +90,7 @@ def run_condition(predictor, patients, kind, snr, bank) -> dict:
     sites = {p.patient_id: [r.location for r in p.recordings] for p in patients}
     frame = predictor.predict_patients({p.patient_id: [probs[r.name] for r in p.recordings] for p in patients},
                                        locations=sites)
-    ruled = frame.copy()
-    columns = [c for c in ruled.columns if not str(c).startswith("P(")]
-    for p in patients:
-        said, why = apply_quality_rule(PatientPrediction({c: ruled.at[p.patient_id, c] for c in columns}),
-                                       [flags[r.name] for r in p.recordings])
-        if why is not None:
-            for c in columns:
-                ruled.at[p.patient_id, c] = said.labels[c]
+    ruled = with_quality_rule(frame, patients, flags)
     return {"frames": {"default": frame, "quality rule": ruled}, "flags": flags, "failures": failures,
             "segmentation": counts}
 

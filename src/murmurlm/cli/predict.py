@@ -96,9 +96,7 @@ def predict_command(
         raise MurmurlmError("--format challenge writes one file per patient: give one CirCor folder and --out FOLDER")
     if threads is not None and threads < 1:
         raise MurmurlmError(f"--threads must be >= 1, got {threads}")
-    head: object = "default" if descriptor_head == "default" else None if descriptor_head in (None, "none") \
-        else Path(descriptor_head)
-    predictor = load_model(model, threads=threads, descriptor_head=head)
+    predictor = load_model(model, threads=threads, descriptor_head=_head_option(descriptor_head))
     single = len(inputs) == 1 and inputs[0].is_file()
     if (report or as_json or plot) and not single:
         raise MurmurlmError("--report, --json and --plot describe one recording; give a single audio file")
@@ -165,6 +163,11 @@ def predict_command(
     _write_rows(predictions, out)
 
 
+def _head_option(value: Optional[str]):
+    """``--descriptor-head`` as ``load_model`` takes it: "default", None ("none") or a head file."""
+    return "default" if value == "default" else None if value in (None, "none") else Path(value)
+
+
 def parse_patient_inputs(inputs: Sequence[str]) -> list[tuple[str, Path]]:
     """``SITE=FILE`` items, or files named the CirCor way (``<id>_<SITE>[_n].wav``), as (site, path).
 
@@ -204,9 +207,7 @@ def _predict_patient(inputs, model, out, report, plot, as_json, segment, segment
     from murmurlm.inference.report import analyse_patient, render_patient_report
 
     items = parse_patient_inputs(inputs)
-    head: object = "default" if descriptor_head == "default" else None if descriptor_head in (None, "none") \
-        else Path(descriptor_head)
-    predictor = load_model(model, threads=threads, descriptor_head=head)
+    predictor = load_model(model, threads=threads, descriptor_head=_head_option(descriptor_head))
     recordings = []
     for site, path in items:
         try:

@@ -82,6 +82,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
 
 
+def _png(fig) -> bytes:
+    """A laid-out matplotlib Figure as PNG bytes."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> bytes:
     """A confusion-matrix PNG (rows truth, columns prediction): colour = row-normalised share,
     text = count. Rendered with matplotlib's Agg canvas (no pyplot state, no display needed)."""
@@ -106,10 +114,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], title: s
     ax.set_xlabel("predicted", fontsize=8)
     ax.set_ylabel("true", fontsize=8)
     ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return _png(fig)
 
 
 def plot_reliability(bins: Sequence[Mapping], title: str) -> bytes:
@@ -134,10 +139,7 @@ def plot_reliability(bins: Sequence[Mapping], title: str) -> bytes:
     ax.set_xlabel("mean confidence", fontsize=8)
     ax.set_ylabel("share predicted right", fontsize=8)
     ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return _png(fig)
 
 
 def _feature_table(results: Mapping[str, dict], feature: str) -> tuple[list[str], list[list[str]]]:
