@@ -185,3 +185,35 @@ def test_pipeline_command_trains_predicts_and_reports(timing_task, tmp_path):
     assert seeds == [0, 1]
     # the train command refuses an unknown config key with the valid ones
     assert main(["train", "--data", str(train_root), "--out", str(tmp_path / "t"), "colour=blue"]) == 2
+
+
+def test_noise_augmentation_trains_on_noisy_copies_of_the_training_patients(timing_task, tmp_path, caplog):
+    pytest.importorskip("audiomentations", reason="noise augmentation needs the augment extra (audiomentations)")
+    import logging
+
+    from murmurlm.data.circor import load_circor as load
+
+    train_root, _ = timing_task
+    overrides = ["epochs=1", "batch_size=8", "crop_seconds=1.0", "model.channels=[4,8]", "threads=1",
+                 f"cache_dir={tmp_path / 'cache'}", "noise.copies=2", "noise.min_snr_db=0", "noise.max_snr_db=0"]
+    cfg = train_compact.load_train_config(REPO / "configs" / "compact" / "default.yaml", overrides)
+    patients = load(train_root).patients[:6]
+    copies = train_compact.noisy_copies(patients, cfg, progress=False)
+    clean = train_compact.build_split(patients, cfg, progress=False).features
+    n = len(clean)
+    assert len(copies) == 2 * n
+    for i in range(n):  # same frames as the clean recording, louder (0 dB: as much noise as signal), copies differ
+        assert copies[i].shape == copies[n + i].shape == clean[i].shape
+        assert not np.array_equal(copies[i], copies[n + i])
+        assert np.mean(np.exp(copies[i].astype(np.float64))) > np.mean(np.exp(clean[i].astype(np.float64)))
+    with caplog.at_level(logging.INFO, logger="murmurlm.recipes.train_compact"):
+        summary = train_compact.train(cfg, train_root, tmp_path / "run", progress=False)
+    assert summary["best_epoch"] == 1 and "noise augmentation: 2 copies" in caplog.text
+    saved = train_compact.load_train_config(tmp_path / "run" / "config.yaml")
+    assert saved.noise.copies == 2  # the checkpoint's resolved config carries the augmentation
+
+
+def test_noise_augmentation_needs_the_unprocessed_front_end():
+    with pytest.raises(ValueError, match="preprocess"):
+        train_compact.load_train_config(REPO / "configs" / "compact" / "default.yaml",
+                                        ["noise.copies=1", "front_end.preprocess=annotated"])

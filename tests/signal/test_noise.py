@@ -79,3 +79,27 @@ def test_the_circor_noise_bank_cuts_unannotated_stretches(synthetic_circor):
     state0 = sum(1 for r in recs for s in r.load_segments() if s.state == 0 and s.end - s.start >= 0.1)
     assert len(bank) == state0 > 0
     assert all(len(b) >= 0.1 * FS - 1 for b in bank)
+
+
+def test_espeak_speech_bank_is_speech_at_the_asked_rate(pcg):
+    from system_tools import need_tool
+
+    from murmurlm.signal.noise import SPEECH_SENTENCES, espeak_speech_bank
+
+    need_tool("espeak-ng")
+    bank = espeak_speech_bank(FS, sentences=SPEECH_SENTENCES[:2], voices=("en-us", "de"))
+    assert len(bank) == 4 and all(b.dtype == np.float32 for b in bank)
+    for clip in bank:
+        assert 0.8 * FS < len(clip) < 8 * FS  # a sentence: one to a few seconds at 4 kHz
+        spectrum = np.abs(np.fft.rfft(clip)) ** 2
+        freqs = np.fft.rfftfreq(len(clip), 1 / FS)
+        assert spectrum[(freqs > 80) & (freqs < 1500)].sum() > 0.5 * spectrum.sum()  # voice, not hiss
+    noisy = pcg_add_noise(pcg, FS, "speech", 5.0, seed=0, bank=bank)
+    assert snr(pcg, noisy) == pytest.approx(5.0, abs=0.05)
+
+
+def test_espeak_speech_bank_names_the_missing_tool():
+    from murmurlm.signal.noise import espeak_speech_bank
+
+    with pytest.raises(FileNotFoundError, match="no-such-espeak"):
+        espeak_speech_bank(executable="no-such-espeak")

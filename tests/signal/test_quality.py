@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from murmurlm.signal.cycles import complete_cycles
-from murmurlm.signal.quality import CYCLE_RULE, FAIR, GOOD, pcg_quality
+from murmurlm.signal.heartbeat import pcg_heartbeat
+from murmurlm.signal.quality import NOISE_CONTRAST_DB, heart_contrast_db, CYCLE_RULE, FAIR, GOOD, pcg_quality
 from murmurlm.signal.synth import MurmurSpec, synth_pcg
 
 
@@ -51,7 +52,9 @@ def test_a_synthetic_pcg_with_its_true_segments_is_good():
 
 def test_no_samples_is_poor():
     assert pcg_quality(np.zeros(0, np.float32), 4000) == {"usable_fraction": 0.0, "flag": "poor",
-                                                          "method": "energy", "detail": "no samples"}
+                                                          "method": "energy", "detail": "no samples",
+                                                          "heart_contrast_db": None,
+                                                          "reason": "the recording holds no samples"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,3 +103,44 @@ def test_cycles_over_damaged_windows_do_not_count(pcg):
 def test_dc_offset_is_silence():
     q = pcg_quality(np.full(4000 * 5, 0.5, np.float32), 4000)
     assert q["flag"] == "poor" and "5 silent" in q["detail"]
+
+
+# -- the noise check (the noise issue): heart sounds over the background of the average heartbeat
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "hum"])
+def test_noise_at_minus_10_db_makes_a_clean_recording_poor_and_says_why(kind):
+    from murmurlm.signal.noise import pcg_add_noise
+
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    clean = pcg_quality(pcg.waveform, 4000, pcg.segments)
+    assert clean["flag"] == "good" and clean["reason"] is None and clean["heart_contrast_db"] > NOISE_CONTRAST_DB
+    noisy = pcg_quality(pcg_add_noise(pcg.waveform, 4000, kind, -10.0, seed=1), 4000, pcg.segments)
+    assert noisy["flag"] == "poor" and noisy["heart_contrast_db"] < NOISE_CONTRAST_DB
+    assert noisy["reason"].startswith("too noisy") and "dB above the background" in noisy["detail"]
+    assert noisy["usable_fraction"] == clean["usable_fraction"]  # the cycles are all there: only noise decides
+
+
+def test_the_contrast_falls_as_the_noise_rises():
+    from murmurlm.signal.noise import pcg_add_noise
+
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    contrast = [pcg_quality(pcg_add_noise(pcg.waveform, 4000, "pink", snr, seed=2), 4000, pcg.segments)
+                ["heart_contrast_db"] for snr in (30, 20, 10, 0, -10)]
+    assert all(a > b for a, b in zip(contrast, contrast[1:])), contrast
+
+
+def test_a_loud_systolic_murmur_is_not_taken_for_noise():
+    from murmurlm.signal.synth import MurmurSpec
+
+    for timing in ("Holosystolic", "Early-systolic"):
+        pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=5,
+                        murmurs=[MurmurSpec("systolic", timing, "Plateau", "III/VI", "Medium", "Harsh")])
+        q = pcg_quality(pcg.waveform, 4000, pcg.segments)
+        assert q["flag"] == "good" and q["heart_contrast_db"] > NOISE_CONTRAST_DB, (timing, q)
+
+
+def test_without_a_reliable_heartbeat_there_is_no_contrast():
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    assert pcg_quality(pcg.waveform, 4000)["heart_contrast_db"] is None  # no segments: energy method
+    assert heart_contrast_db(pcg_heartbeat(pcg.waveform, 4000, pcg.segments[:3])) is None

@@ -111,12 +111,15 @@ UNUSABLE = "poor"
 """The quality flag (:func:`murmurlm.signal.quality.pcg_quality`) of a recording nothing can be judged from."""
 
 
-def apply_quality_rule(prediction: PatientPrediction, flags: Sequence[str]) -> tuple[PatientPrediction, str | None]:
+def apply_quality_rule(prediction: PatientPrediction, flags: Sequence[str | Mapping | None]) -> tuple[PatientPrediction, str | None]:
     """The project's one quality rule: when **every** recording of a patient (or the one recording
     of a report) is flagged ``poor``, the answer is ``Murmur: Unknown`` — CirCor's own label for a
     patient whose recordings cannot be judged — with no murmur described and no location; the
     probabilities stay the model's. Returns the (possibly changed) prediction and the reason, or
     None when the rule does not apply.
+
+    ``flags``: one per recording, the flag or the whole :func:`murmurlm.signal.quality.pcg_quality`
+    result; with the latter the reason says why in plain words (e.g. the noise check's "too noisy").
 
     Measured on circor-dev (5-fold CV, ``benchmarks/characterization_cv.py``, the *quality rule*
     column): it never lowers the murmur weighted accuracy there, because Unknown patients have
@@ -130,16 +133,24 @@ def apply_quality_rule(prediction: PatientPrediction, flags: Sequence[str]) -> t
     ('Unknown', 'every recording (2) is of poor quality: no murmur can be judged')
     >>> apply_quality_rule(PatientPrediction(labels), ["poor", "good"])[1] is None
     True
+    >>> apply_quality_rule(PatientPrediction(labels), [{"flag": "poor", "reason": "too noisy"}])[1]
+    'the recording is of poor quality (too noisy): no murmur can be judged'
     """
-    if not flags or any(f != UNUSABLE for f in flags):
+    qualities = [f if isinstance(f, Mapping) else {"flag": f} for f in flags]
+    if not qualities or any(q.get("flag") != UNUSABLE for q in qualities):
         return prediction, None
     labels = L.make_consistent({**prediction.labels, L.MURMUR.name: "Unknown"})
     for name in (L.MURMUR_LOCATIONS_NAME, L.MOST_AUDIBLE_LOCATION.name):
         if name in labels:
             labels[name] = L.NO_MURMUR
-    what = "the recording is" if len(flags) == 1 else f"every recording ({len(flags)}) is"
-    return PatientPrediction(labels, dict(prediction.probabilities)), \
-        f"{what} of poor quality: no murmur can be judged"
+    reasons = [q.get("reason") for q in qualities if q.get("reason")]
+    if len(qualities) == 1:
+        why = f"the recording is of poor quality ({reasons[0]})" if reasons else "the recording is of poor quality"
+    else:
+        noisy = sum(r.startswith("too noisy") for r in reasons)
+        why = f"every recording ({len(qualities)}) is of poor quality" + (
+            f" ({noisy} of them too noisy: the heart sounds hardly stand above the background noise)" if noisy else "")
+    return PatientPrediction(labels, dict(prediction.probabilities)), f"{why}: no murmur can be judged"
 
 
 def aggregate_recordings(recordings: Sequence[RecordingProbs], murmur_rule: str = "any",

@@ -238,11 +238,12 @@ def murmur_report(prediction: Any, segmentation: Any = None, waveform: np.ndarra
     beat_info = None
     if waveform is not None and sampling_rate:
         duration = round(len(waveform) / sampling_rate, 3)
-        quality = pcg_quality(waveform, sampling_rate, segments)
-        if quality["flag"] == "poor":
-            warnings.append(f"poor recording quality: {quality['detail']}; predictions are unreliable")
         if heartbeat is None:
             heartbeat = pcg_heartbeat(waveform, sampling_rate, segments)
+        quality = pcg_quality(waveform, sampling_rate, segments, heartbeat=heartbeat)
+        if quality["flag"] == "poor":
+            why = f" ({quality['reason']})" if quality.get("reason") else ""
+            warnings.append(f"poor recording quality{why}: {quality['detail']}; predictions are unreliable")
         beat_info = heartbeat_summary(heartbeat, descriptors)
         if not heartbeat.reliable:
             warnings.append(f"description unreliable: {heartbeat.n_kept} usable heart cycle(s) "
@@ -374,7 +375,7 @@ def analyse_recording(model: Any, waveform: np.ndarray, sampling_rate: int, segm
     report = murmur_report(prediction, segmentation, waveform, sampling_rate, notes=notes,
                            source=source, segmentation_warning=warning, segmentation_method=segment_method,
                            heartbeat=heartbeat, descriptors=values)
-    prediction, reason = apply_quality_rule(prediction, [report["quality"]["flag"]])
+    prediction, reason = apply_quality_rule(prediction, [report["quality"]])
     if reason is not None:  # the one quality rule: an unusable recording is answered Unknown, and says why
         report = murmur_report(prediction, segmentation, waveform, sampling_rate,
                                notes=[*notes, f"Murmur: Unknown, because {reason}"], source=source,
@@ -419,7 +420,7 @@ def analyse_patient(model: Any, recordings: Sequence[tuple[str, np.ndarray, int,
         descriptors = np.mean([a.descriptor_vector for _, a in analyses], axis=0)[None]
     sites = [site for site, _ in analyses]
     prediction = model.aggregate(probs, descriptors, locations=sites)
-    prediction, reason = apply_quality_rule(prediction, [(a.report.get("quality") or {}).get("flag") for _, a in analyses])
+    prediction, reason = apply_quality_rule(prediction, [a.report.get("quality") or {} for _, a in analyses])
     base = murmur_report(prediction)
     _, _, heard_p = locate_murmur(probs, sites, "Present")
     heard = set(L.parse_locations(prediction.labels.get(L.MURMUR_LOCATIONS_NAME, L.NO_MURMUR)))

@@ -44,7 +44,9 @@ from murmurlm.evaluate.report import evaluate_predictions
 from murmurlm.inference.predict import CHECKPOINT_KIND, Predictor, save_model
 from murmurlm.models.compact import CompactConfig, CompactModel, head_names
 from murmurlm.recipes import recipe_main, resolve_config
-from murmurlm.signal.features import FrontEnd, recording_features
+from murmurlm.signal.features import FrontEnd, compute_features, recording_features
+from murmurlm.signal.noise import circor_noise_bank
+from murmurlm.train.augment import NoiseAugment, NoiseAugmenter, copy_seed
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
 from murmurlm.train.metrics_log import MetricsLog
@@ -85,6 +87,7 @@ class TrainConfig:
     cache_dir: str | None = None
     front_end: FrontEnd = field(default_factory=FrontEnd)
     model: CompactConfig = field(default_factory=CompactConfig)
+    noise: NoiseAugment = field(default_factory=NoiseAugment)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -102,6 +105,9 @@ class TrainConfig:
             raise ValueError(f"murmur_scale needs 3 positive factors (Present, Unknown, Absent), got {self.murmur_scale}")
         if self.model.n_mels != self.front_end.n_mels:
             raise ValueError(f"model.n_mels ({self.model.n_mels}) must equal front_end.n_mels ({self.front_end.n_mels})")
+        if self.noise.copies and self.front_end.preprocess != "none":
+            raise ValueError(f"noise augmentation (noise.copies={self.noise.copies}) needs front_end.preprocess: none, "
+                             f"got {self.front_end.preprocess!r} (the crop would have to be found again in every copy)")
 
 
 def load_train_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -135,6 +141,35 @@ def build_split(patients: Sequence, cfg: TrainConfig, progress: bool) -> SplitDa
     targets = {h: np.array([row[h] for row in rows], dtype=np.int64) for h in heads}
     owner = np.array([i for i, p in enumerate(patients) for _ in p.recordings], dtype=np.int64)
     return SplitData(list(patients), feats, targets, owner)
+
+
+def noisy_copies(patients: Sequence, cfg: TrainConfig, progress: bool) -> list[np.ndarray]:
+    """Features of ``cfg.noise.copies`` noisy copies of every recording of ``patients`` (the
+    training patients), copy-major: copy ``c`` of recording ``i`` is entry ``c * n + i``. The ambient
+    noise bank is cut from these same patients (:mod:`murmurlm.train.augment`)."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    recordings = [r for p in patients for r in p.recordings]
+    unknown = [p for p in patients if p.labels[L.MURMUR.name] == "Unknown"]
+    bank = circor_noise_bank(recordings, unknown_patients=unknown)
+    rates = {r.sampling_rate for r in recordings}
+    workdir = tempfile.TemporaryDirectory(prefix="murmurlm-noise-")  # the bank as WAV files, for audiomentations
+    augmenter = NoiseAugmenter(cfg.noise, bank, min(rates), workdir.name)
+    log.info("noise augmentation: %d cop%s per recording, SNR %g-%g dB, ambient bank of %d clips (%.0f s) "
+             "from %d training patients", cfg.noise.copies, "y" if cfg.noise.copies == 1 else "ies",
+             cfg.noise.min_snr_db, cfg.noise.max_snr_db, len(bank), sum(len(b) for b in bank) / min(rates),
+             len(patients))
+    out: list[np.ndarray] = []
+    for c in range(cfg.noise.copies):
+        waves = []
+        for r in tqdm(recordings, desc=f"noisy copy {c + 1}/{cfg.noise.copies}", leave=False, disable=not progress):
+            waves.append(augmenter(r.load_audio(), r.sampling_rate, copy_seed(r.name, c, cfg.seed)))
+        out.extend(f.astype(np.float16) for f in compute_features(waves, [r.sampling_rate for r in recordings],
+                                                                  cfg.front_end))
+    workdir.cleanup()
+    return out
 
 
 def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> Predictor:
@@ -237,11 +272,13 @@ def train(cfg: TrainConfig, data_root: str | Path | CirCorDataset, out_dir: str 
     murmur_t = train_set.targets[L.MURMUR.name]
     counts = np.bincount(murmur_t, minlength=3).astype(np.float64)
     sample_w = torch.from_numpy((1.0 / np.maximum(counts[murmur_t], 1.0)) ** cfg.sampling_power)
-    bank = CropBank(train_set.features)
-    del train_set.features
+    n_recordings = len(train_set.features)
+    extra = noisy_copies(train_set.patients, cfg, progress) if cfg.noise.copies else []
+    bank = CropBank(train_set.features + extra)
+    del train_set.features, extra
     targets = {h: torch.from_numpy(v) for h, v in train_set.targets.items()}
     crop_frames = max(int(round(cfg.crop_seconds * cfg.front_end.frames_per_second)), 2 ** cfg.model.time_pools)
-    steps_per_epoch = max(1, math.ceil(len(bank) * cfg.crops_per_recording / cfg.batch_size))
+    steps_per_epoch = max(1, math.ceil(n_recordings * cfg.crops_per_recording / cfg.batch_size))
     total_steps = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
 
@@ -292,7 +329,12 @@ def train(cfg: TrainConfig, data_root: str | Path | CirCorDataset, out_dir: str 
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress)
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x = bank.crops(idx, crop_frames, gen)
+            rows = idx
+            if cfg.noise.copies:  # a share p of the crops from a random noisy copy of the same recording
+                noisy = torch.rand(len(idx), generator=gen) < cfg.noise.p
+                which = torch.randint(cfg.noise.copies, (len(idx),), generator=gen)
+                rows = torch.where(noisy, idx + n_recordings * (1 + which), idx)
+            x = bank.crops(rows, crop_frames, gen)
             _, loss = model(x, {h: t[idx] for h, t in targets.items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

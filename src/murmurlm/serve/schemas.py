@@ -43,9 +43,13 @@ class SegmentationOut(BaseModel):
 
 class QualityOut(BaseModel):
     usable_fraction: float
-    flag: str = Field(description="good (>= 0.6 usable), fair (>= 0.3) or poor")
+    flag: str = Field(description="good (>= 0.6 usable), fair (>= 0.3) or poor; poor too when the heart sounds "
+                                   "stand less than 6 dB above the background noise")
     method: str = Field(description="'cycles' (complete heart cycles) or 'energy' (silence/clipping/bursts)")
     detail: str
+    heart_contrast_db: float | None = Field(None, description="heart sounds (S1, S2) over the background of the "
+                                                              "average heartbeat, dB; null without 2 usable cycles")
+    reason: str | None = Field(None, description="why the flag is poor, in plain words (null otherwise)")
 
 
 class HeartbeatOut(BaseModel):

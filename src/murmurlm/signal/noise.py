@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -194,5 +195,47 @@ def circor_noise_bank(recordings: Sequence, min_seconds: float = 0.5, unknown_pa
     return bank
 
 
+SPEECH_SENTENCES = (
+    "Take a deep breath and hold it for me, please.",
+    "Mummy is here, it will only take a minute.",
+    "Can you lie down on your back and stay very still?",
+    "The next patient is waiting in room four.",
+    "Il faut respirer doucement par la bouche.",
+    "Bitte ruhig atmen und nicht sprechen.",
+)
+"""What the speech bank says: a clinic's talk in three languages (CirCor was recorded in Brazil;
+espeak-ng's voices stand in for the people around the child)."""
+
+
+def espeak_speech_bank(sampling_rate: int = 4000, sentences: Sequence[str] = SPEECH_SENTENCES,
+                       voices: Sequence[str] = ("en-us", "en-gb", "fr", "de", "pt-br"),
+                       executable: str = "espeak-ng") -> list[np.ndarray]:
+    """Real synthetic speech for the ``speech`` noise type: every sentence spoken by ``espeak-ng``
+    in every voice (speed and pitch varied), resampled to ``sampling_rate``. Raises
+    ``FileNotFoundError`` naming the tool when it is not installed (Debian: ``espeak-ng``)."""
+    import shutil
+    import subprocess
+    import tempfile
+    from math import gcd
+
+    import soundfile as sf
+    from scipy import signal as sps
+
+    tool = shutil.which(executable)
+    if tool is None:
+        raise FileNotFoundError(f"{executable} is not installed (Debian package espeak-ng; scripts/install-system.sh)")
+    bank = []
+    with tempfile.TemporaryDirectory(prefix="murmurlm-speech-") as tmp:
+        for i, (voice, sentence) in enumerate((v, t) for v in voices for t in sentences):
+            wav = Path(tmp) / f"{i}.wav"
+            speed, pitch = 130 + 15 * (i % 4), 30 + 12 * (i % 5)
+            subprocess.run([tool, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), sentence],
+                           check=True, capture_output=True, timeout=60)
+            audio, rate = sf.read(wav, dtype="float64", always_2d=True)
+            g = gcd(int(rate), int(sampling_rate))
+            bank.append(sps.resample_poly(audio.mean(axis=1), sampling_rate // g, int(rate) // g).astype(np.float32))
+    return bank
+
+
 __all__ = ["NOISE_TYPES", "pcg_add_noise", "make_noise", "coloured_noise", "mains_hum", "friction_bursts",
-           "speech_like", "circor_noise_bank"]
+           "speech_like", "circor_noise_bank", "espeak_speech_bank", "SPEECH_SENTENCES"]

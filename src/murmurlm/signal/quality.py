@@ -11,9 +11,23 @@
   times the median RMS of the windows that are neither silent nor clipped: stethoscope friction,
   speech, movement).
 
-The flag is ``good`` from 0.6, ``fair`` from 0.3, ``poor`` below. It measures how much of the
-signal is analysable, not whether it is a heart sound: a segmenter may find "cycles" in steady
-noise, which then passes the energy checks too.
+The flag is ``good`` from 0.6, ``fair`` from 0.3, ``poor`` below.
+
+A segmenter also finds "cycles" in a recording drowned in steady noise, which then passes the
+energy checks too. So with a segmentation there is a **noise check** on the average heartbeat
+(:func:`murmurlm.signal.heartbeat.pcg_heartbeat`, 25-800 Hz): ``heart_contrast_db`` is the power of
+the heart sounds (the S1 and S2 bins) over the background, the quieter of the median systolic and
+the median diastolic power. Heart sounds stand far above a clean background (median 15 dB on 70
+circor-dev recordings, 10th percentile 9.8 dB); noise fills the background (pink noise at 0 dB of the
+recording's RMS: median 5 dB). A murmur does not lower it: it raises one phase, and the quieter phase
+is the background. Below :data:`NOISE_CONTRAST_DB` the recording is ``poor``, and ``reason`` says so
+in plain words. The threshold was chosen on those 70 recordings (clean ones flagged no more often;
+pink noise at 0 dB flagged in 73 %, white 80 %, mains hum 100 %; ``docs/robustness.md``).
+
+Whether the energy repeats cycle after cycle (a murmur is locked to the cycle, noise is not) was
+tried too: the correlation of each cycle's envelope with the median cycle hardly moved with noise
+(median 0.77 clean, 0.73 with pink noise at 0 dB), because the segmenter aligns the cycles on
+whatever peaks there are; it is not used.
 
 Examples
 --------
@@ -33,8 +47,10 @@ from typing import Sequence
 import numpy as np
 
 from murmurlm.signal import cycles as heart_cycles
+from murmurlm.signal.heartbeat import Heartbeat, pcg_heartbeat
 
 GOOD, FAIR = 0.6, 0.3
+NOISE_CONTRAST_DB = 6.0  # heart sounds less than this above the background: too noisy to judge
 CYCLE_RULE = heart_cycles.TOLERANT  # what counts as a complete cycle (the report's heart rate uses it too)
 WINDOW_S = 1.0
 SILENCE_RMS = 1e-3  # -60 dBFS
@@ -59,16 +75,53 @@ def _energy_windows(wave: np.ndarray, sampling_rate: int) -> tuple[np.ndarray, s
     return usable, detail
 
 
-def pcg_quality(waveform: np.ndarray, sampling_rate: int, segments: Sequence | None = None) -> dict:
-    """The quality flag of a recording: ``{"usable_fraction", "flag", "method", "detail"}``.
+def heart_contrast_db(heartbeat: Heartbeat) -> float | None:
+    """Power of the heart sounds (S1 and S2 bins of the average heartbeat, 25-800 Hz) over the
+    background (the quieter of the median systolic and median diastolic power), in dB; None
+    without a reliable heartbeat (fewer than two kept cycles).
+
+    >>> from murmurlm.signal.synth import synth_pcg
+    >>> pcg = synth_pcg(10.0, 4000, heart_rate=80, seed=0)
+    >>> heart_contrast_db(pcg_heartbeat(pcg.waveform, 4000, pcg.segments)) > NOISE_CONTRAST_DB
+    True
+    """
+    if not heartbeat.reliable:
+        return None
+    power = heartbeat.image.astype(np.float64).sum(axis=0)  # per bin of the cycle
+    sounds = np.concatenate([power[heartbeat.phase_slice("S1")], power[heartbeat.phase_slice("S2")]]).mean()
+    background = min(np.median(power[heartbeat.phase_slice("systole")]),
+                     np.median(power[heartbeat.phase_slice("diastole")]))
+    if sounds <= 0:
+        return 0.0
+    return float(10.0 * np.log10(sounds / max(background, 1e-20)))
+
+
+def pcg_quality(waveform: np.ndarray, sampling_rate: int, segments: Sequence | None = None,
+                heartbeat: Heartbeat | None = None) -> dict:
+    """The quality flag of a recording: ``{"usable_fraction", "flag", "method", "detail",
+    "heart_contrast_db", "reason"}``.
 
     ``segments`` (objects with ``start``, ``end`` in seconds and ``state`` 0-4, e.g.
-    ``pcg_segment(...).segments``) selects the ``cycles`` method; without them, ``energy``.
+    ``pcg_segment(...).segments``) selects the ``cycles`` method and the noise check; without
+    them, ``energy``. ``heartbeat``: the recording's :func:`~murmurlm.signal.heartbeat.pcg_heartbeat`
+    on the same segments, when the caller has it (else it is computed). ``reason``: why the flag is
+    ``poor``, in plain words (None otherwise).
+
+    >>> from murmurlm.signal.noise import pcg_add_noise
+    >>> from murmurlm.signal.synth import synth_pcg
+    >>> pcg = synth_pcg(10.0, 4000, heart_rate=80, seed=0)
+    >>> pcg_quality(pcg.waveform, 4000, pcg.segments)["flag"]
+    'good'
+    >>> drowned = pcg_add_noise(pcg.waveform, 4000, "white", -10.0, seed=0)
+    >>> q = pcg_quality(drowned, 4000, pcg.segments)
+    >>> q["flag"], q["reason"].startswith("too noisy")
+    ('poor', True)
     """
     wave = np.asarray(waveform, dtype=np.float32)
     duration = len(wave) / sampling_rate if sampling_rate else 0.0
     if duration <= 0:
-        return {"usable_fraction": 0.0, "flag": "poor", "method": "energy", "detail": "no samples"}
+        return {"usable_fraction": 0.0, "flag": "poor", "method": "energy", "detail": "no samples",
+                "heart_contrast_db": None, "reason": "the recording holds no samples"}
     usable, window_detail = _energy_windows(wave, sampling_rate)
     n = len(usable)
     segments = sorted(segments or (), key=lambda seg: seg.start)
@@ -89,4 +142,18 @@ def pcg_quality(waveform: np.ndarray, sampling_rate: int, segments: Sequence | N
         detail = window_detail
         method = "energy"
     flag = "good" if fraction >= GOOD else "fair" if fraction >= FAIR else "poor"
-    return {"usable_fraction": round(float(fraction), 4), "flag": flag, "method": method, "detail": detail}
+    reason = None if flag != "poor" else (
+        "too little of it lies in complete heart cycles" if method == "cycles" else "too little of it is usable sound")
+    contrast = None
+    if segments:
+        if heartbeat is None:
+            heartbeat = pcg_heartbeat(wave, sampling_rate, segments)
+        contrast = heart_contrast_db(heartbeat)
+        if contrast is not None:
+            detail += f"; heart sounds {contrast:.1f} dB above the background"
+            if contrast < NOISE_CONTRAST_DB:
+                flag = "poor"
+                reason = (f"too noisy: the heart sounds stand only {contrast:.1f} dB above the background noise "
+                          f"(at least {NOISE_CONTRAST_DB:g} dB are needed)")
+    return {"usable_fraction": round(float(fraction), 4), "flag": flag, "method": method, "detail": detail,
+            "heart_contrast_db": None if contrast is None else round(contrast, 2), "reason": reason}

@@ -182,7 +182,8 @@ function show(name, data) {
       `${seg.cycles} complete cycle(s)`
     : "heart cycles: no segmentation");
   const q = data.quality;
-  listItem(summary, `quality: ${q.flag} (${Math.round(q.usable_fraction * 100)}% usable; ${q.detail})`);
+  listItem(summary, `quality: ${q.flag}` + (q.reason ? `, ${q.reason}` : "") +
+                    ` (${Math.round(q.usable_fraction * 100)}% usable; ${q.detail})`);
   const beat = data.heartbeat;
   if (beat) {
     listItem(summary, `average heartbeat: ${beat.cycles_kept} cycle(s)` +
