@@ -33,6 +33,7 @@ from murmurlm.config import config_to_dict, load_config, save_config
 from murmurlm.errors import ConfigError
 from murmurlm.recipes import resolve_config
 from murmurlm.signal.segment.mamba import MambaSegmenterConfig
+from murmurlm.train.augment import NoiseAugment
 from murmurlm.train.schedule import lr_factor
 
 log = logging.getLogger("murmurlm.recipes.train_segmenter")
@@ -64,6 +65,9 @@ class TrainConfig:
     pretrain_steps: int = 0
     mask_ratio: float = 0.4
     threads: int = 1                   # torch threads; 1 keeps a shared machine usable
+    # noise augmentation (mamba; train/augment.py): noisy copies of the training recordings, used by
+    # pre-training and training alike (SSAMBA's self-supervision on noisy audio); copies: 0 is off
+    noise: NoiseAugment = field(default_factory=NoiseAugment)
     max_recordings: int = 0            # 0: all; >0: only the first N training recordings (smoke tests)
     half_precision_checkpoint: bool = True
 
@@ -77,6 +81,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.mask_ratio < 1:
             raise ValueError(f"mask_ratio must be within (0, 1), got {self.mask_ratio}")
+        if self.noise.copies and self.method != "mamba":
+            raise ValueError(f"noise augmentation (noise.copies={self.noise.copies}) is for method: mamba; "
+                             "the Springer segmenter is fitted in closed form on clean recordings")
 
 
 # ------------------------------------------------------------------------------------------ setup
@@ -121,6 +128,34 @@ def train_springer_recipe(cfg: TrainConfig, train, val) -> dict:
 # ------------------------------------------------------------------------------------------ mamba
 
 
+def noisy_features(model, train, cfg: TrainConfig) -> list[list]:
+    """Segmenter features of ``cfg.noise.copies`` noisy copies of every training recording
+    (:mod:`murmurlm.train.augment`). The ambient bank is the training recordings' unannotated
+    stretches only: the recordings of Unknown patients hold other heartbeats, which would teach the
+    segmenter to find cycles in the noise."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from murmurlm.signal.noise import circor_noise_bank
+    from murmurlm.train.augment import NoiseAugmenter, copy_seed
+
+    bank = circor_noise_bank(train)
+    rate = min(r.sampling_rate for r in train)
+    log.info("noise augmentation: %d cop%s per recording, SNR %g-%g dB, ambient bank of %d clips (%.0f s)",
+             cfg.noise.copies, "y" if cfg.noise.copies == 1 else "ies", cfg.noise.min_snr_db, cfg.noise.max_snr_db,
+             len(bank), sum(len(b) for b in bank) / rate)
+    copies: list[list] = [[] for _ in range(cfg.noise.copies)]
+    with tempfile.TemporaryDirectory(prefix="murmurlm-noise-") as workdir:
+        augmenter = NoiseAugmenter(cfg.noise, bank, rate, workdir)
+        for rec in tqdm(train, desc="noisy copies", leave=False):
+            wave = rec.load_audio()
+            for c in range(cfg.noise.copies):
+                copies[c].append(model.features(augmenter(wave, rec.sampling_rate, copy_seed(rec.name, c, cfg.seed)),
+                                                rec.sampling_rate).half())
+    return copies
+
+
 def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
     import torch
     import transformers
@@ -149,6 +184,7 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
         feats.append(f.half())
         labels.append(torch.from_numpy(segments_to_frames(segments, len(f), model.frame_rate)))
         segment_lists.append(segments)
+    noisy = noisy_features(model, train, cfg) if cfg.noise.copies else []  # noisy[c][i]: copy c of recording i
     counts = torch.bincount(torch.cat(labels), minlength=NUM_STATES).double()
     model.priors.copy_((counts / counts.sum()).clamp_min(1e-6).float())
     model.hsmm = fit_hsmm_params(segment_lists)
@@ -161,7 +197,10 @@ def train_mamba_recipe(cfg: TrainConfig, train, val) -> dict:
         for b, i in enumerate(rng.choice(len(feats), cfg.batch_size, p=weights)):
             n = min(cfg.crop_frames, lengths[i])
             s = int(rng.integers(0, lengths[i] - n + 1))
-            x[b, :n] = feats[i][s:s + n].float()
+            source = feats
+            if noisy and rng.random() < cfg.noise.p:  # a noisy copy of the same recording, same labels
+                source = noisy[int(rng.integers(len(noisy)))]
+            x[b, :n] = source[i][s:s + n].float()
             y[b, :n] = labels[i][s:s + n]
         return x, y
 
