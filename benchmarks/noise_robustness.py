@@ -3,7 +3,7 @@
     nice -n 10 .venv/bin/python benchmarks/noise_robustness.py --data $MURMURLM_CIRCOR \
         --members runs/cv/default-s0,runs/cv/default-s1,runs/cv/default-s2 \
         --noise-members runs/cv/noise-s0,runs/cv/noise-s1,runs/cv/noise-s2 \
-        [--folds 0,1,2,3,4] [--max-patients N] [--kinds white,pink,...] [--snrs 20,10,5,0] [--report-only]
+        [--folds 0,1,2,3,4] [--max-patients N] [--kinds white,pink,...] [--snrs 20,10,5,0] [--no-clean] [--report-only]
 
 For each fold of ``splits/circor-dev-5fold`` its test patients are predicted on clean audio and
 with every noise type of :mod:`murmurlm.signal.noise` added at every SNR (against each recording's
@@ -285,6 +285,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default=",".join(NOISE_TYPES))
     parser.add_argument("--snrs", default="20,10,5,0")
     parser.add_argument("--report-only", action="store_true", help="pool the cache into the results files")
+    parser.add_argument("--no-clean", action="store_true", help="skip the clean condition (another process runs it)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -295,7 +296,8 @@ def main(argv=None) -> int:
     chosen = [int(f) for f in args.folds.split(",")]
     pooled = [int(f) for f in (args.report_folds or args.folds).split(",")]
     tests = {i: [by_id[p] for p in folds[i].val][: args.max_patients] for i in range(len(folds))}
-    conditions = [(None, None)] + [(k, float(s)) for k in args.kinds.split(",") for s in args.snrs.split(",")]
+    conditions = ([] if args.no_clean else [(None, None)]) + [(k, float(s)) for k in args.kinds.split(",")
+                                                                for s in args.snrs.split(",")]
     try:
         speech = espeak_speech_bank(4000)
         speech_note = f"espeak-ng, {len(speech)} sentences in 5 voices"
@@ -305,16 +307,15 @@ def main(argv=None) -> int:
         predictors = {i: {"default": fold_predictor([Path(m) for m in args.members.split(",")], i, args.runs / "default"),
                           "noise": fold_predictor([Path(m) for m in args.noise_members.split(",")], i, args.runs / "noise")}
                       for i in chosen}
-        for i in chosen:
-            bank = circor_noise_bank([r for p in tests[i] for r in p.recordings],
-                                     unknown_patients=[p for p in tests[i] if p.labels[L.MURMUR.name] == "Unknown"])
-            banks = {"ambient": bank, "speech": speech}
-            for kind, snr in conditions:
+        banks = {i: {"ambient": circor_noise_bank([r for p in tests[i] for r in p.recordings], unknown_patients=[
+                         p for p in tests[i] if p.labels[L.MURMUR.name] == "Unknown"]), "speech": speech} for i in chosen}
+        for kind, snr in conditions:  # condition by condition: each is complete (all folds) as soon as possible
+            for i in chosen:
                 path = cache / condition_name(kind, snr) / f"fold{i}.json"
                 if path.exists():
                     continue
                 t0 = time.perf_counter()
-                part = run_fold(predictors[i], tests[i], kind, snr, banks)
+                part = run_fold(predictors[i], tests[i], kind, snr, banks[i])
                 part["seconds"] = round(time.perf_counter() - t0, 1)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(part, default=str))
@@ -325,7 +326,7 @@ def main(argv=None) -> int:
               "folds": ",".join(map(str, pooled)), "split": str(where), "patients": len(truth),
               "recordings": sum(len(p.recordings) for i in pooled for p in tests[i]), "speech": speech_note,
               "conditions": []}
-    for kind, snr in conditions:
+    for kind, snr in [(None, None)] + [(k, float(s)) for k in NOISE_TYPES for s in (20, 10, 5, 0)]:
         paths = [cache / condition_name(kind, snr) / f"fold{i}.json" for i in pooled]
         if not all(p.exists() for p in paths):
             continue

@@ -209,3 +209,21 @@ def test_an_unusable_recording_is_answered_unknown_and_says_why(pcg):
     assert both_poor.report["warnings"][0].startswith("Murmur: Unknown, because every recording (2)")
     one_good = analyse_patient(tiny_predictor(), [("AV", silent, 4000, [], "a"), ("MV", pcg.waveform, 4000, [], "b")])
     assert not any(w.startswith("Murmur: Unknown") for w in one_good.report["warnings"])
+
+
+def test_a_recording_drowned_in_noise_is_unknown_and_the_report_says_so_in_plain_words():
+    """The noise check of the quality flag (signal.quality.NOISE_CONTRAST_DB) feeds the one quality
+    rule: cycles are still found under white noise 10 dB above the recording, but the heart sounds
+    no longer stand out, so the answer is Unknown and the report says it was too noisy."""
+    from murmurlm.signal.noise import pcg_add_noise
+
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    drowned = analyse_recording(tiny_predictor(), pcg_add_noise(pcg.waveform, 4000, "white", -10.0, seed=1), 4000)
+    quality = drowned.report["quality"]
+    assert quality["flag"] == "poor" and quality["reason"].startswith("too noisy")
+    assert quality["usable_fraction"] >= 0.6  # the cycles alone would have passed: the noise check decides
+    assert drowned.report["labels"]["Murmur"] == "Unknown"
+    assert any(w.startswith("Murmur: Unknown, because the recording is of poor quality (too noisy: the heart "
+                            "sounds stand only") for w in drowned.report["warnings"])
+    clean = analyse_recording(tiny_predictor(), pcg.waveform, 4000)
+    assert clean.report["quality"]["reason"] is None and clean.report["quality"]["heart_contrast_db"] > 6.0

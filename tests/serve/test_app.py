@@ -555,3 +555,21 @@ def test_patients_endpoint_answers_one_patient_from_its_sites(tmp_path):
         assert many.status_code == 422 and "at most 4" in many.json()["detail"]
         assert "/v1/patients" in client.get("/openapi.json").json()["paths"]
     assert not (tmp_path / "svc").exists() or os.listdir(tmp_path / "svc") == []
+
+
+def test_a_recording_drowned_in_noise_is_answered_unknown_with_the_reason(client):
+    if not segmentation_available():
+        pytest.skip("the noise check needs the packaged segmenter's cycles")
+    from murmurlm.signal.noise import pcg_add_noise
+    from murmurlm.signal.synth import synth_pcg
+
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    noisy = pcg_add_noise(pcg.waveform, 4000, "white", -10.0, seed=1)
+    noisy = noisy / np.abs(noisy).max() * 0.9  # within full scale for the 16-bit file
+    body = post_file(client, encode(noisy, 4000)).json()
+    check_prediction(body)
+    assert body["quality"]["flag"] == "poor" and body["quality"]["reason"].startswith("too noisy")
+    assert body["quality"]["heart_contrast_db"] < 6.0
+    assert body["labels"]["Murmur"] == "Unknown"
+    assert any(w.startswith("Murmur: Unknown, because the recording is of poor quality (too noisy")
+               for w in body["warnings"])

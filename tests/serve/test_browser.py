@@ -67,6 +67,30 @@ def test_upload_shows_table_figure_and_download(server, browser, tmp_path):
     page.close()
 
 
+def test_a_recording_drowned_in_noise_says_so_on_the_page(server, browser, tmp_path):
+    import numpy as np
+
+    from murmurlm.inference.report import segmentation_available
+    from murmurlm.signal.noise import pcg_add_noise
+    from murmurlm.signal.synth import synth_pcg
+
+    if not segmentation_available():
+        pytest.skip("the noise check needs the packaged segmenter's cycles")
+    url, _ = server
+    pcg = synth_pcg(12.0, 4000, heart_rate=75, seed=4)
+    noisy = pcg_add_noise(pcg.waveform, 4000, "white", -10.0, seed=1)
+    wav = tmp_path / "noisy.wav"
+    wav.write_bytes(encode(noisy / np.abs(noisy).max() * 0.9, 4000))
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.set_input_files("#file-input", str(wav))
+    page.wait_for_selector("#features tbody tr", timeout=60_000)
+    summary, warnings = page.inner_text("#summary-list"), page.inner_text("#warnings")
+    assert "quality: poor, too noisy: the heart sounds stand only" in summary
+    assert "Murmur: Unknown, because the recording is of poor quality (too noisy" in warnings
+    page.close()
+
+
 def test_bad_file_shows_the_error(server, browser, tmp_path):
     url, service_tmp = server
     bad = tmp_path / "notes.wav"
