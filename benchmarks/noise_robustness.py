@@ -180,6 +180,8 @@ def pool_condition(parts: list[dict], patients_by_id: dict, truth: dict) -> dict
         said = answers[(model, rule)][L.MURMUR.name]
         caught = [r[key] == "poor" or said.get(r["patient"]) == "Unknown" for _, r in dominated]
         row[f"dominated_caught {label}"] = float(np.mean(caught)) if caught else None
+        every = [r[key] == "poor" or said.get(r["patient"]) == "Unknown" for r in recordings.values()]
+        row[f"all_caught {label}"] = float(np.mean(every)) if every else None
     contrast = [r["contrast_db"] for r in recordings.values() if r["contrast_db"] is not None]
     row["median_contrast_db"] = float(np.median(contrast)) if contrast else None
     row["segmentation"] = {}
@@ -263,6 +265,10 @@ def targets(rows: list[dict], clean: dict) -> list[str]:
         out.append(f"- 0 dB, noise-dominated recordings (in-band SNR <= 0 dB) answered Unknown or flagged poor: "
                    + (f"{share:.0%} of {total} (target 80%)" if share is not None else "none noise-dominated")
                    + "; per type: " + ", ".join(f"{k} {_fmt(c, 1)} of {m}" for k, c, m in caught) + ".")
+        out.append("- 0 dB, every recording (noise RMS = recording RMS, the issue's noise-dominated condition) answered "
+                   "Unknown or flagged poor, noise-aware / today: "
+                   + ", ".join(f"{r['noise']} {_fmt(r['all_caught noise-aware'], 1)} / {_fmt(r['all_caught today'], 1)}"
+                               for r in zero) + " (target 80%).")
     pink = {r["snr_db"]: r["segmentation"]["mamba"] for r in rows if r["noise"] == "pink"}
     mamba_clean = clean["segmentation"]["mamba"]
     out.append(f"- Mamba S1 / S2 F1, clean {_fmt(mamba_clean.get('s1_f1'))} / {_fmt(mamba_clean.get('s2_f1'))}; pink 10 dB "
