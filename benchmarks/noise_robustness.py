@@ -227,12 +227,15 @@ def write(report: dict, out: Path) -> None:
             f"{_fmt(row['share_poor noise check'], 1)} | {row['noise_dominated']}, {_fmt(row['dominated_caught today'], 1)} / "
             f"{_fmt(row['dominated_caught noise-aware'], 1)} | {_fmt(m.get('s1_f1'))} / {_fmt(m.get('s2_f1'))} | "
             f"{_fmt(s.get('s1_f1'))} / {_fmt(s.get('s2_f1'))} | {row['failures']} |")
-    lines += ["", "## Ablation: murmur weighted accuracy of each model under each rule", "",
+    lines += ["", "## Ablation: murmur weighted accuracy (share answered Present) of each model under each rule", "",
+              "*cycles*: today's rule (a patient whose recordings all lie too little in complete cycles is Unknown); "
+              "*noise check*: the same with the quality flag's noise check.", "",
               "| noise | SNR dB | " + " | ".join(f"{mdl} / {rule}" for mdl in MODELS for rule in RULES) + " |",
               "|---|---:|" + "---:|" * (len(MODELS) * len(RULES))]
     for row in rows:
         lines.append(f"| {row['noise']} | {row['snr_db']} | " + " | ".join(
-            _fmt(row[f"{mdl} / {rule}"]["murmur_weighted_accuracy"]) for mdl in MODELS for rule in RULES) + " |")
+            f"{_fmt(row[f'{mdl} / {rule}']['murmur_weighted_accuracy'])} ({_fmt(row[f'{mdl} / {rule}']['share_present'], 1)})"
+            for mdl in MODELS for rule in RULES) + " |")
     if clean is not None:
         lines += ["", "## Targets", ""] + targets(rows, clean)
     (out / "noise_robustness.md").write_text("\n".join(lines) + "\n")

@@ -91,7 +91,7 @@ def test_the_main_job_fits_a_descriptor_head_on_its_training_patients(tmp_path):
     """With enough systolic-murmur patients in train, the pipeline fits the descriptor head on them
     (never on test), calibrates on the validation patients, predicts with the head (compact.csv)
     and without it (cnn_only.csv), and reports both with calibration and locations; the murmur
-    decision is the CNN's in both."""
+    decision is the CNN's in both (but for the quality rule's Unknown)."""
     import json
 
     from murmurlm.evaluate.predictions import read_predictions
@@ -111,7 +111,10 @@ def test_the_main_job_fits_a_descriptor_head_on_its_training_patients(tmp_path):
     with_head = read_predictions(out / "predictions" / "compact.csv")
     cnn_only = read_predictions(out / "predictions" / "cnn_only.csv")
     assert sorted(with_head.index.astype(str)) == sorted(split.test)
-    assert (with_head["Murmur"] == cnn_only["Murmur"]).all()
+    # the murmur decision is the CNN's in both, except where the one quality rule answers Unknown: the
+    # head's path segments the recordings, so it can find a patient's recordings all poor
+    same = with_head["Murmur"] == cnn_only["Murmur"]
+    assert (same | (with_head["Murmur"] == "Unknown")).all() and same.mean() >= 0.75
     cols = [c for c in with_head.columns if c.startswith("P(Systolic murmur timing=")]
     assert not with_head[cols].equals(cnn_only[cols])  # the head changed the description
     metrics = json.loads((out / "report" / "metrics.json").read_text())
