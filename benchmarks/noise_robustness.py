@@ -60,7 +60,6 @@ from murmurlm.evaluate.metrics import mean_of_defined  # noqa: E402
 from murmurlm.evaluate.report import evaluate_predictions  # noqa: E402
 from murmurlm.signal.features import compute_features  # noqa: E402
 from murmurlm.signal.filter import pcg_filter  # noqa: E402
-from murmurlm.signal.heartbeat import pcg_heartbeat  # noqa: E402
 from murmurlm.signal.noise import NOISE_TYPES, circor_noise_bank, espeak_speech_bank, pcg_add_noise  # noqa: E402
 from murmurlm.signal.quality import FAIR, GOOD, pcg_quality  # noqa: E402
 from murmurlm.signal.segment import pcg_segment  # noqa: E402
@@ -126,8 +125,7 @@ def run_fold(predictors: dict, patients, kind, snr, banks) -> dict:
             counts[method] = counts[method] + score_segmentation(reference, seg.segments, duration, seg.frame_rate)
             if method == "mamba":  # the product's quality: on the Mamba segmentation
                 try:
-                    q = pcg_quality(wave, r.sampling_rate, seg.segments,
-                                    heartbeat=pcg_heartbeat(wave, r.sampling_rate, seg.segments))
+                    q = pcg_quality(wave, r.sampling_rate, seg.segments)
                 except Exception as err:
                     failures.append(f"{r.name} quality: {type(err).__name__}: {err}")
                     continue

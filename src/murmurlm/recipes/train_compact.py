@@ -46,7 +46,7 @@ from murmurlm.models.compact import CompactConfig, CompactModel, head_names
 from murmurlm.recipes import recipe_main, resolve_config
 from murmurlm.signal.features import FrontEnd, compute_features, recording_features
 from murmurlm.signal.noise import circor_noise_bank
-from murmurlm.train.augment import NoiseAugment, NoiseAugmenter, copy_seed
+from murmurlm.train.augment import NoiseAugment, noisy_recordings
 from murmurlm.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from murmurlm.train.data import CropBank, class_weights, recording_targets
 from murmurlm.train.metrics_log import MetricsLog
@@ -147,29 +147,19 @@ def noisy_copies(patients: Sequence, cfg: TrainConfig, progress: bool) -> list[n
     """Features of ``cfg.noise.copies`` noisy copies of every recording of ``patients`` (the
     training patients), copy-major: copy ``c`` of recording ``i`` is entry ``c * n + i``. The ambient
     noise bank is cut from these same patients (:mod:`murmurlm.train.augment`)."""
-    import tempfile
-
-    from tqdm.auto import tqdm
-
     recordings = [r for p in patients for r in p.recordings]
     unknown = [p for p in patients if p.labels[L.MURMUR.name] == "Unknown"]
     bank = circor_noise_bank(recordings, unknown_patients=unknown)
-    rates = {r.sampling_rate for r in recordings}
-    workdir = tempfile.TemporaryDirectory(prefix="murmurlm-noise-")  # the bank as WAV files, for audiomentations
-    augmenter = NoiseAugmenter(cfg.noise, bank, min(rates), workdir.name)
+    rate = min(r.sampling_rate for r in recordings)
     log.info("noise augmentation: %d cop%s per recording, SNR %g-%g dB, ambient bank of %d clips (%.0f s) "
              "from %d training patients", cfg.noise.copies, "y" if cfg.noise.copies == 1 else "ies",
-             cfg.noise.min_snr_db, cfg.noise.max_snr_db, len(bank), sum(len(b) for b in bank) / min(rates),
-             len(patients))
-    out: list[np.ndarray] = []
-    for c in range(cfg.noise.copies):
-        waves = []
-        for r in tqdm(recordings, desc=f"noisy copy {c + 1}/{cfg.noise.copies}", leave=False, disable=not progress):
-            waves.append(augmenter(r.load_audio(), r.sampling_rate, copy_seed(r.name, c, cfg.seed)))
-        out.extend(f.astype(np.float16) for f in compute_features(waves, [r.sampling_rate for r in recordings],
-                                                                  cfg.front_end))
-    workdir.cleanup()
-    return out
+             cfg.noise.min_snr_db, cfg.noise.max_snr_db, len(bank), sum(len(b) for b in bank) / rate, len(patients))
+    waves: list[list[np.ndarray]] = [[] for _ in range(cfg.noise.copies)]
+    for _, copies in noisy_recordings(recordings, cfg.noise, cfg.seed, bank, progress):
+        for c, wave in enumerate(copies):
+            waves[c].append(wave)
+    rates = [r.sampling_rate for r in recordings]
+    return [f.astype(np.float16) for copy in waves for f in compute_features(copy, rates, cfg.front_end)]
 
 
 def make_predictor(model: CompactModel, cfg: TrainConfig, murmur_scale=None) -> Predictor:

@@ -133,12 +133,8 @@ def noisy_features(model, train, cfg: TrainConfig) -> list[list]:
     (:mod:`murmurlm.train.augment`). The ambient bank is the training recordings' unannotated
     stretches only: the recordings of Unknown patients hold other heartbeats, which would teach the
     segmenter to find cycles in the noise."""
-    import tempfile
-
-    from tqdm.auto import tqdm
-
     from murmurlm.signal.noise import circor_noise_bank
-    from murmurlm.train.augment import NoiseAugmenter, copy_seed
+    from murmurlm.train.augment import noisy_recordings
 
     bank = circor_noise_bank(train)
     rate = min(r.sampling_rate for r in train)
@@ -146,13 +142,9 @@ def noisy_features(model, train, cfg: TrainConfig) -> list[list]:
              cfg.noise.copies, "y" if cfg.noise.copies == 1 else "ies", cfg.noise.min_snr_db, cfg.noise.max_snr_db,
              len(bank), sum(len(b) for b in bank) / rate)
     copies: list[list] = [[] for _ in range(cfg.noise.copies)]
-    with tempfile.TemporaryDirectory(prefix="murmurlm-noise-") as workdir:
-        augmenter = NoiseAugmenter(cfg.noise, bank, rate, workdir)
-        for rec in tqdm(train, desc="noisy copies", leave=False):
-            wave = rec.load_audio()
-            for c in range(cfg.noise.copies):
-                copies[c].append(model.features(augmenter(wave, rec.sampling_rate, copy_seed(rec.name, c, cfg.seed)),
-                                                rec.sampling_rate).half())
+    for rec, waves in noisy_recordings(train, cfg.noise, cfg.seed, bank, progress=True):
+        for c, wave in enumerate(waves):
+            copies[c].append(model.features(wave, rec.sampling_rate).half())
     return copies
 
 

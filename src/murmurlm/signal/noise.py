@@ -216,10 +216,10 @@ def espeak_speech_bank(sampling_rate: int = 4000, sentences: Sequence[str] = SPE
     import shutil
     import subprocess
     import tempfile
-    from math import gcd
 
     import soundfile as sf
-    from scipy import signal as sps
+
+    from murmurlm.signal.filter import pcg_resample
 
     tool = shutil.which(executable)
     if tool is None:
@@ -232,8 +232,7 @@ def espeak_speech_bank(sampling_rate: int = 4000, sentences: Sequence[str] = SPE
             subprocess.run([tool, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), sentence],
                            check=True, capture_output=True, timeout=60)
             audio, rate = sf.read(wav, dtype="float64", always_2d=True)
-            g = gcd(int(rate), int(sampling_rate))
-            bank.append(sps.resample_poly(audio.mean(axis=1), sampling_rate // g, int(rate) // g).astype(np.float32))
+            bank.append(pcg_resample(audio.mean(axis=1), int(rate), int(sampling_rate)).astype(np.float32))
     return bank
 
 

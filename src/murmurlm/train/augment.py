@@ -32,11 +32,12 @@ Example (needs ``pip install 'murmurlm[augment]'``)::
 from __future__ import annotations
 
 import random
+import tempfile
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -120,4 +121,19 @@ def copy_seed(name: str, copy: int, seed: int) -> int:
     return zlib.crc32(f"{name}/{copy}/{seed}".encode())
 
 
-__all__ = ["NoiseAugment", "NoiseAugmenter", "copy_seed"]
+def noisy_recordings(recordings: Sequence, cfg: NoiseAugment, seed: int, bank: Sequence[np.ndarray],
+                     progress: bool = False) -> Iterator[tuple[object, list[np.ndarray]]]:
+    """Each recording with its ``cfg.copies`` noisy waveforms (copy ``c`` seeded by
+    :func:`copy_seed`), its audio read once; ``bank``: the ambient noise at the recordings' rate. The
+    bank's WAV files live in a temporary folder for as long as the iteration runs."""
+    from tqdm.auto import tqdm
+
+    rate = min(r.sampling_rate for r in recordings)
+    with tempfile.TemporaryDirectory(prefix="murmurlm-noise-") as workdir:
+        augmenter = NoiseAugmenter(cfg, bank, rate, workdir)
+        for rec in tqdm(recordings, desc="noisy copies", leave=False, disable=not progress):
+            wave = rec.load_audio()
+            yield rec, [augmenter(wave, rec.sampling_rate, copy_seed(rec.name, c, seed)) for c in range(cfg.copies)]
+
+
+__all__ = ["NoiseAugment", "NoiseAugmenter", "copy_seed", "noisy_recordings"]

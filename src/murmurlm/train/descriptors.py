@@ -71,7 +71,7 @@ def recording_descriptors(recordings: Sequence, method: str = "mamba", cache: Pa
             segments = recording_segments(rec, method, cache)
             beat = pcg_heartbeat(wave, rec.sampling_rate, segments)
             if quality is not None:
-                quality[rec.name] = pcg_quality(wave, rec.sampling_rate, segments)["flag"]
+                quality[rec.name] = pcg_quality(wave, rec.sampling_rate, segments, heartbeat=beat)["flag"]
         except Exception as err:  # one bad file must not stop the others
             if on_error is None:
                 log.warning("%s: no descriptors: %s", rec.audio_path, err)
