@@ -317,9 +317,14 @@ def training_figures(summary: dict, cfg, metrics_path: Path) -> dict:
               if "loss" in r and r.get("loss") is not None}
     steps = summary["steps"]
     last = [v for s, v in losses.items() if s > steps - 20]  # every step's with train.log_every 1
+    # A resumed run's clock starts again at 0: the wall time of the earlier processes is the last
+    # elapsed_s each logged before the clock went back (one segment per process).
+    clock = [r["elapsed_s"] for r in map(json.loads, metrics_path.read_text().splitlines()) if "elapsed_s" in r]
+    earlier = sum(a for a, b in zip(clock, clock[1:]) if b < a)
     return {"steps": steps, "planned_steps": summary["planned_steps"], "stopped": summary["stopped"],
             "examples_seen": steps * cfg.train.batch_size * cfg.train.grad_accum,
-            "train_items": summary["train_examples"], "train_wall_seconds": summary["train_seconds"],
+            "train_items": summary["train_examples"],
+            "train_wall_seconds": summary["train_seconds"] + earlier, "resumed_after_seconds": earlier,
             "train_cpu_seconds": summary["train_cpu_seconds"], "first_loss": losses.get(1),
             "last_loss_mean_20": float(np.mean(last)) if last else None,
             "log_every": cfg.train.log_every}
@@ -367,6 +372,9 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=CSV",
                         help="another model's predictions file for the test patients, scored beside (repeatable; "
                              "a NAME starting with 'compact' is the reference of the 'matches' count)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the recipe run in --runs from its last checkpoint (e.g. with a larger "
+                             "--max-steps or --budget-minutes) instead of starting afresh")
     parser.add_argument("--rescore", action="store_true",
                         help="train nothing: re-score --runs/predictions_test.csv with the models to compare and "
                              "rewrite the results (training figures kept from the existing whisper_lm.json)")
@@ -409,14 +417,15 @@ def main(argv=None) -> int:
         report = {**previous, "rescore_command": command}
     else:
         # a fresh run: the recipe's log and checkpoints of an earlier run in --runs would mix with this one's
-        for stale in ("checkpoints", "metrics.jsonl", "predictions_val.csv", "summary.json"):
+        for stale in (() if args.resume else ("checkpoints", "metrics.jsonl", "predictions_val.csv", "summary.json")):
             path = args.runs / stale
             if path.exists():
                 log.info("removing %s of an earlier run", path)
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         # the one training path: the recipe, the split's test patients as its validation patients
         summary = recipe.finetune(cfg, args.data, args.runs, [p.patient_id for p in train_pat],
-                                  [p.patient_id for p in test_pat], progress=True, cpu=True)
+                                  [p.patient_id for p in test_pat], resume=args.resume, progress=True,
+                                  cpu=True)
         training = training_figures(summary, cfg, args.runs / "metrics.jsonl")
         frame = read_predictions(args.runs / "predictions_val.csv")
         frame.attrs["source"] = str(args.runs / "predictions_test.csv")

@@ -118,6 +118,37 @@ def test_score_is_the_softmax_of_answer_log_likelihoods(source):
         np.testing.assert_allclose(got, backend.score(audios, [q, q], c), rtol=1e-5, atol=1e-7)
 
 
+def test_prompt_cache_scores_what_whole_sequences_score(source):
+    """Closed-set scoring decodes each prompt once and the candidates on its cached keys and values;
+    it must give the log-likelihoods of decoding every (prompt, candidate) whole: a preamble shared
+    by an audio's questions and of another length for the next audio, prompts of several lengths,
+    answers of one to several tokens, continuations, and groups cut mid-chunk."""
+    from murmurlm.models.audio_lm import Continuation
+
+    backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8))
+    torch.manual_seed(1)
+    for p in backend.trainable_parameters():
+        torch.nn.init.normal_(p, std=0.05)  # LoRA's B starts at zero: make the adapter count
+    audios = [_audio(CLASSES[i % 2], 70 + i, seconds=0.6 + 0.2 * i) for i in range(5)]
+    tasks = [(QUESTION, ["Present", "Absent", "Unknown"]),
+             ("What is the pitch of the systolic murmur? Answer in one word.",
+              ["Low", "Medium", "High", "no systolic murmur"]),
+             ("Grade?", [Continuation("Murmur: Present\n"), Continuation("Murmur: Absent\n")])]
+    places = ["the mitral valve", "the aortic valve", "another auscultation point"]
+    item_tasks = [[(f"This is a heart sound recording taken at {places[i % 3]}. {q}", c) for q, c in tasks]
+                  for i in range(len(audios))]
+    for batch_size in (1, 2, 8):
+        with backend._inference():
+            backend.score_prompt_cache = True
+            cached = backend._candidate_log_likelihoods(audios, item_tasks, None, batch_size)
+            backend.score_prompt_cache = False
+            whole = backend._candidate_log_likelihoods(audios, item_tasks, None, batch_size)
+        backend.score_prompt_cache = True
+        for got, want in zip(cached, whole):
+            assert got.shape == want.shape and np.all(got < 0)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_batched_generation_equals_one_by_one(source):
     backend = get_backend("whisper").load(source, lora=LoraSettings(rank=4, alpha=8, target="both"))
     _train(backend, steps=3, lr=3e-2)  # a model that says something other than random tokens

@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -127,6 +127,9 @@ class WhisperLMBackend(AudioLMBackend):
         self.max_target = int(self.base_model.config.max_target_positions)
         self._encoder_cache_on = bool(encoder_cache)
         self._cache: dict[bytes, torch.Tensor] = {}
+        # closed-set scoring decodes each prompt once and the candidates on its cached keys and
+        # values; False decodes every (prompt, candidate) whole (the reference, same numbers)
+        self.score_prompt_cache = True
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -346,18 +349,59 @@ class WhisperLMBackend(AudioLMBackend):
     # --- inference --------------------------------------------------------------------------------
     def _candidate_log_likelihoods(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
         """The audios encoded once (or taken from the encoder cache) for every question and
-        candidate; the (question, candidate) sequences decoded in groups of about
-        ``4 * batch_size``, with each audio's cross-attention keys and values computed once."""
+        candidate. Each (audio, question) prompt is decoded once, and every candidate answer is
+        decoded on top of the prompt's self-attention keys and values, with each audio's
+        cross-attention keys and values computed once (:func:`_prompt_then_answers`).
+
+        A prompt (the preamble and the question, about 35 tokens) is several times longer than an
+        answer (1–5 tokens): decoding it once per question instead of once per candidate is most of
+        the saving; all questions about a chunk of audios go through the decoder in three calls.
+        Candidates go in groups of about ``4 * batch_size``.
+        """
+        if not self.score_prompt_cache:
+            return self._full_sequence_log_likelihoods(audios, item_tasks, system, batch_size)
+        results = [np.zeros((len(audios), len(cands))) for _, cands in item_tasks[0]]
+        model = self.base_model
+        group = max(1, batch_size * 4)
+        for start in range(0, len(audios), batch_size):
+            chunk = list(audios[start:start + batch_size])
+            hidden = self._scoring_states(chunk)
+            entries = []  # (audio, task, prompt, answers, answer tokens moved into the prompt)
+            for i in range(len(chunk)):
+                for t, (q, cands) in enumerate(item_tasks[start + i]):
+                    prompt = self.prompt_ids(q, system)
+                    answers = [self.answer_ids(c) for c in cands]
+                    for cand, ans in zip(cands, answers):
+                        self._check_length(len(prompt) + len(ans), f"question {q!r}, candidate {cand!r}")
+                    # what every candidate starts with (a one-pass report's lines already written)
+                    # is decoded once, with the prompt, and its log-likelihood added to each
+                    common = _common_prefix(answers, keep=1)
+                    entries.append((i, t, prompt + common, [a[len(common):] for a in answers], len(common)))
+            for part in _take_groups(entries, group, answers_at=3):
+                sums = _prompt_then_answers(model, hidden, [e[0] for e in part], [e[2] for e in part],
+                                            [e[3] for e in part], self.tokens.eot, [e[4] for e in part])
+                for (i, t, *_), row in zip(part, sums):
+                    results[t][start + i] = row
+        return results
+
+    def _scoring_states(self, chunk: Sequence[np.ndarray]) -> torch.Tensor:
+        """Encoder states of a chunk of audios, from the encoder cache when all are in it."""
+        keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
+        if keys is not None and all(k in self._cache for k in keys):
+            return torch.stack([self._cache[k] for k in keys]).to(self.device, next(self.base_model.parameters()).dtype)
+        return self._encode(self._features(chunk), keys)
+
+    def _full_sequence_log_likelihoods(self, audios, item_tasks, system, batch_size) -> list[np.ndarray]:
+        """What :meth:`_candidate_log_likelihoods` returns, the plain way: every (question,
+        candidate) sequence decoded whole, prompt included, in groups of about ``4 * batch_size``.
+        Kept as the reference that the prompt cache is tested and benchmarked against
+        (``score_prompt_cache = False`` selects it)."""
         results = [np.zeros((len(audios), len(cands))) for _, cands in item_tasks[0]]
         model = self.base_model
         dev = self.device
         for start in range(0, len(audios), batch_size):
             chunk = list(audios[start:start + batch_size])
-            keys = [self.audio_key(a) for a in chunk] if self._encoder_cache_on else None
-            if keys is not None and all(k in self._cache for k in keys):
-                hidden = torch.stack([self._cache[k] for k in keys]).to(dev, next(model.parameters()).dtype)
-            else:
-                hidden = self._encode(self._features(chunk), keys)
+            hidden = self._scoring_states(chunk)
             # Every (item, task, candidate) sequence, scored in groups of about batch_size * 4.
             seqs, owners = [], []
             for i in range(len(chunk)):
@@ -471,6 +515,133 @@ def _decode_shared_audio(model, hidden: torch.Tensor, rows: torch.Tensor, ids: t
     out = model.model(encoder_outputs=(hidden.index_select(0, rows),), decoder_input_ids=ids,
                       decoder_attention_mask=mask, cache=cache, use_cache=True)
     return out.last_hidden_state
+
+
+def _common_prefix(sequences: Sequence[list[int]], keep: int = 0) -> list[int]:
+    """The longest prefix that all ``sequences`` share, leaving at least ``keep`` items of each."""
+    n, bound = 0, min(len(q) for q in sequences) - keep
+    while n < bound and all(q[n] == sequences[0][n] for q in sequences):
+        n += 1
+    return list(sequences[0][:n])
+
+
+def _take_groups(entries: list, size: int, answers_at: int) -> Iterator[list]:
+    """``entries`` (each with its list of answers at index ``answers_at``) cut into runs of at most
+    ``size`` answers (a single entry with more answers goes alone)."""
+    part, count = [], 0
+    for entry in entries:
+        if part and count + len(entry[answers_at]) > size:
+            yield part
+            part, count = [], 0
+        part.append(entry)
+        count += len(entry[answers_at])
+    if part:
+        yield part
+
+
+def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], prompts: Sequence[list[int]],
+                         answers: Sequence[Sequence[list[int]]], pad_id: int,
+                         scored_tail: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Summed log-likelihood of each answer after its prompt (``prompts[e]`` about audio
+    ``hidden[rows[e]]``; returns one float64 array per prompt, one value per answer), in three
+    decoder calls whatever the questions, each on the cached self-attention keys and values of the
+    one before:
+
+    1. what all prompts about one audio share (the preamble with the location), once per audio;
+    2. the rest of each prompt (the question), once per (audio, question); its last position gives
+       the first answer token's distribution;
+    3. every answer, all at once.
+
+    Each call's tokens are left-padded (answers right-padded), with position ids that skip the
+    padding, as in batched generation: every token keeps the position it has when its sequence is
+    decoded alone, and no token attends to padding. So the sums are those of decoding every
+    (prompt, answer) whole, less the repeated work.
+    """
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    decoder = model.model.decoder
+    dev = hidden.device
+    cross = []
+    for layer in decoder.layers:
+        attn = layer.encoder_attn
+        shape = (hidden.shape[0], hidden.shape[1], -1, attn.head_dim)
+        cross.append((attn.k_proj(hidden).view(shape).transpose(1, 2),
+                      attn.v_proj(hidden).view(shape).transpose(1, 2)))
+
+    def filled_cache(audio_rows: torch.Tensor, self_kv=None, self_rows=None) -> EncoderDecoderCache:
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        for i, (k, v) in enumerate(cross):
+            if self_kv is not None:
+                sk, sv = self_kv[i]
+                cache.self_attention_cache.update(sk.index_select(0, self_rows), sv.index_select(0, self_rows), i)
+            cache.cross_attention_cache.update(k.index_select(0, audio_rows).contiguous(),
+                                               v.index_select(0, audio_rows).contiguous(), i)
+            cache.is_updated[i] = True
+        return cache
+
+    def decode(ids, mask, audio_rows, self_kv=None, self_rows=None, past_mask=None):
+        """Decode ``ids`` (with its 2-D ``mask``) after ``self_kv`` (rows ``self_rows``, masked by
+        ``past_mask``); returns the last hidden states, the whole mask, and the keys and values."""
+        full = mask if past_mask is None else torch.cat([past_mask, mask], dim=1)
+        cache = filled_cache(audio_rows, self_kv, self_rows)
+        out = model.model(encoder_outputs=(hidden.index_select(0, audio_rows),), decoder_input_ids=ids,
+                          decoder_attention_mask=full,
+                          decoder_position_ids=positions_from_mask(full)[:, -ids.shape[1]:],
+                          cache=cache, use_cache=True)
+        kv = [(layer.keys, layer.values) for layer in cache.self_attention_cache.layers]
+        return out.last_hidden_state, full, kv
+
+    # 1. what all prompts about one audio share (the preamble), once per audio
+    entry_audio = torch.tensor(list(rows), device=dev)
+    audios = list(dict.fromkeys(rows))
+    tail = list(scored_tail) if scored_tail is not None else [0] * len(prompts)
+    shared = {}
+    for a in audios:
+        mine = [e for e, r in enumerate(rows) if r == a]
+        # the question's last token and the scored tail stay in step 2, where they are scored
+        shared[a] = _common_prefix([prompts[e] for e in mine])[:min(len(prompts[e]) - tail[e] - 1 for e in mine)]
+    past_kv = past_rows = past_mask = None
+    if any(shared[a] for a in audios):
+        ids, mask = pad_ids([shared[a] for a in audios], pad_id, "left")
+        _, past_mask, past_kv = decode(ids.to(dev), mask.to(dev), torch.tensor(audios, device=dev))
+        past_rows = torch.tensor([audios.index(r) for r in rows], device=dev)
+        past_mask = past_mask.index_select(0, past_rows)
+
+    # 2. the rest of each prompt (the question), once each: the first answer token's distribution
+    rest = [pr[len(shared[r]):] for r, pr in zip(rows, prompts)]
+    ids, mask = pad_ids(rest, pad_id, "left")
+    last, mask, self_kv = decode(ids.to(dev), mask.to(dev), entry_audio, past_kv, past_rows, past_mask)
+    first = torch.log_softmax(model.proj_out(last[:, -1]).float(), dim=-1)
+    tail_t = torch.tensor(tail, device=dev)
+    tail_ll = torch.zeros(len(prompts), dtype=torch.float64, device=dev)
+    if int(tail_t.max()) > 0:  # token k of the tail from the position before it (prompts end at the last column)
+        width = ids.shape[1]
+        cols = torch.arange(width - 1, device=dev)[None, :]
+        keep = cols >= (width - 1 - tail_t[:, None])
+        logp = torch.log_softmax(model.proj_out(last[:, :-1][keep]).float(), dim=-1)
+        tok = logp.gather(-1, ids.to(dev)[:, 1:][keep].unsqueeze(-1)).squeeze(-1)
+        tail_ll = tail_ll.index_add(0, keep.nonzero()[:, 0], tok.double())
+
+    # 3. every answer, on top of its prompt's keys and values
+    owner = [e for e, ans in enumerate(answers) for _ in ans]
+    flat = [a for ans in answers for a in ans]
+    longest = max(1, max(len(a) for a in flat))
+    answer_ids = torch.full((len(flat), longest), pad_id, dtype=torch.long, device=dev)
+    for j, a in enumerate(flat):
+        answer_ids[j, :len(a)] = torch.tensor(a, dtype=torch.long)
+    owner_t = torch.tensor(owner, device=dev)
+    answer_hidden, _, _ = decode(answer_ids, torch.ones_like(answer_ids), entry_audio.index_select(0, owner_t),
+                                 self_kv, owner_t, mask.index_select(0, owner_t))
+    lengths = torch.tensor([len(a) for a in flat], device=dev)
+    total = first.index_select(0, owner_t).gather(-1, answer_ids[:, :1]).squeeze(-1).double()
+    total = torch.where(lengths > 0, total, torch.zeros_like(total)) + tail_ll.index_select(0, owner_t)
+    if longest > 1:  # token k + 1 from position k of the answer pass
+        keep = torch.arange(longest - 1, device=dev)[None, :] < (lengths[:, None] - 1)
+        logp = torch.log_softmax(model.proj_out(answer_hidden[:, :-1][keep]).float(), dim=-1)
+        tok = logp.gather(-1, answer_ids[:, 1:][keep].unsqueeze(-1)).squeeze(-1)
+        total = total.index_add(0, keep.nonzero()[:, 0], tok.double())
+    sums = total.cpu().numpy()
+    return [sums[[j for j, o in enumerate(owner) if o == e]] for e in range(len(answers))]
 
 
 def lora_target_regex(settings: LoraSettings) -> str:
