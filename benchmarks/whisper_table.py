@@ -11,6 +11,18 @@ weighted accuracy, mean macro-F1, systolic UAR among murmur patients, macro-F1 p
 number of features where it matches the compact model, and the recall of the long-tail classes;
 the compact model's column comes from the first run that was compared with one (``--compare``).
 Reads only those files: nothing is trained or scored.
+
+``--ablation REFERENCE[,REFERENCE...]`` lays out the audio-LM ablation instead (docs/whisper.md):
+per run its steps, training and scoring cost (seconds per patient and real-time factor over
+``--audio-seconds`` of test audio), the murmur weighted accuracy, mean macro-F1 and systolic UAR, the
+macro-F1 of every measurable feature and the UAR among murmur patients, the number of the 6 measurable
+features (Murmur and the 5 systolic ones) strictly above each reference model, and the long-tail
+recalls; the reference models' columns come from the first run compared with all of them:
+
+    .venv/bin/python benchmarks/whisper_table.py --ablation compact,compact-cnn-only --audio-seconds 6358 \
+        "resample, decoder=benchmarks/results/whisper_lm_runs/w5-1200" \
+        "playback x4, decoder=benchmarks/results/whisper_lm_runs/playback-decoder-1200" ... \
+        --title "Audio LM ablation" --out benchmarks/results/whisper_lm_ablation_table.md
 """
 
 from __future__ import annotations
@@ -73,13 +85,75 @@ def table(runs: dict[str, dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+MEASURABLE = [L.FEATURE_NAMES[0]] + [f.name for f in L.FEATURES if f.name.startswith("Systolic")]
+
+
+def ablation_table(runs: dict[str, dict], title: str, references: list[str], audio_seconds: float | None) -> str:
+    """The audio-LM ablation: one column per run, then one per reference model (see the docstring)."""
+    source = next((r for r in runs.values() if all(name in r["models"] for name in references)), None)
+    if source is None:
+        raise SystemExit(f"whisper_table: no run was compared with all of {', '.join(references)} "
+                         "(whisper_lm.py --compare NAME=CSV, or --rescore with it)")
+    refs = {name: source["models"][name] for name in references}
+    lm = {name: r["models"]["whisper-lm"] for name, r in runs.items()}
+    lines = [f"# {title}", "", "| 78 test patients | " + " | ".join(list(runs) + references) + " |",
+             "|---|" + "---:|" * (len(runs) + len(references))]
+
+    def row(label, run_value, ref_value=None, digits=3):
+        cells = [fmt(run_value(name, r), digits) for name, r in runs.items()]
+        cells += [fmt(ref_value(m), digits) if ref_value else "" for m in refs.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    def per_patient(r):
+        return r["predict_wall_seconds"] / r["num_test_patients"] if r.get("num_test_patients") else None
+
+    row("training steps × 16", lambda n, r: r["training"]["steps"])
+    row("training, min wall", lambda n, r: r["training"]["train_wall_seconds"] / 60, digits=1)
+    row("peak memory, MB", lambda n, r: round(r["peak_rss_mb"]))
+    row("scoring, s per patient", lambda n, r: per_patient(r), digits=1)
+    if audio_seconds:
+        row("scoring, × real time", lambda n, r: audio_seconds / r["predict_wall_seconds"], digits=1)
+    row("eval windows per recording", lambda n, r: r.get("eval_windows"))
+    for key, label in [("murmur_weighted_accuracy", "Murmur weighted accuracy"),
+                       ("mean_macro_f1", "Mean macro-F1, 11 features"),
+                       ("systolic_char_uar", "Mean UAR, systolic, murmur patients")]:
+        row(label, lambda n, r, k=key: lm[n][k], lambda m, k=key: m[k])
+    for f in MEASURABLE:
+        row(f"{f}: macro-F1", lambda n, r, f=f: lm[n]["features"][f]["macro_f1"],
+            lambda m, f=f: m["features"][f]["macro_f1"])
+    for f in MEASURABLE[1:]:
+        row(f"{f}: UAR among murmur patients", lambda n, r, f=f: lm[n]["features"][f].get("uar_murmur_patients"),
+            lambda m, f=f: m["features"][f].get("uar_murmur_patients"))
+    for ref_name, ref in refs.items():
+        row(f"of the 6, strictly above {ref_name}",
+            lambda n, r, ref=ref: sum(lm[n]["features"][f]["macro_f1"] > ref["features"][f]["macro_f1"]
+                                      for f in MEASURABLE))
+    classes = list(dict.fromkeys(k for r in runs.values() for k in r["long_tail"]))
+    for c in classes:
+        feature, cls = c.split(": ", 1)
+        row(f"recall, {c}", lambda n, r, c=c: r["long_tail"].get(c, {}).get("recall"),
+            lambda m, feature=feature, cls=cls: m["features"][feature]["recall"].get(cls), digits=2)
+    lines += ["", "Commands:", ""]
+    for name, r in runs.items():
+        lines.append(f"- {name}: `{r['command']}`" + (f"; re-scored: `{r['rescore_command']}`"
+                                                      if r.get("rescore_command") else ""))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="NAME=FOLDER")
     parser.add_argument("--title", default="Whisper LM runs side by side")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (default: print it)")
+    parser.add_argument("--ablation", default=None, metavar="REF[,REF]",
+                        help="the ablation layout, against these compared models (e.g. compact,compact-cnn-only)")
+    parser.add_argument("--audio-seconds", type=float, default=None,
+                        help="seconds of test audio, for the real-time factor of scoring (ablation layout)")
     args = parser.parse_args(argv)
-    write_or_print(table(load_runs(args.runs), args.title), args.out)
+    runs = load_runs(args.runs)
+    text = (ablation_table(runs, args.title, args.ablation.split(","), args.audio_seconds) if args.ablation
+            else table(runs, args.title))
+    write_or_print(text, args.out)
     return 0
 
 
