@@ -29,7 +29,9 @@ saw it). The encoder cost of each window length is measured first (``--window-pr
 
 Writes ``benchmarks/results/whisper_lm.json`` and ``.md`` (``--out``); the recipe's run folder
 (adapter, checkpoints, ``metrics.jsonl``, ``config.yaml``, ``summary.json``) and
-``predictions_test.csv`` go to ``--runs`` (``runs/whisper_lm``).
+``predictions_test.csv`` go to ``--runs`` (``runs/whisper_lm``). ``--resume`` continues the run in
+``--runs`` from its last checkpoint (e.g. one cut by its budget, with a larger ``--budget-minutes``);
+its training minutes add up every process's loop.
 """
 
 from __future__ import annotations
