@@ -377,9 +377,10 @@ class WhisperLMBackend(AudioLMBackend):
                     # is decoded once, with the prompt, and its log-likelihood added to each
                     common = _common_prefix(answers, keep=1)
                     entries.append((i, t, prompt + common, [a[len(common):] for a in answers], len(common)))
+            cross = _cross_attention_states(model, hidden)
             for part in _take_groups(entries, group, answers_at=3):
                 sums = _prompt_then_answers(model, hidden, [e[0] for e in part], [e[2] for e in part],
-                                            [e[3] for e in part], self.tokens.eot, [e[4] for e in part])
+                                            [e[3] for e in part], self.tokens.eot, [e[4] for e in part], cross)
                 for (i, t, *_), row in zip(part, sums):
                     results[t][start + i] = row
         return results
@@ -502,13 +503,8 @@ def _decode_shared_audio(model, hidden: torch.Tensor, rows: torch.Tensor, ids: t
     """
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    decoder = model.model.decoder
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    for i, layer in enumerate(decoder.layers):
-        attn = layer.encoder_attn
-        shape = (hidden.shape[0], hidden.shape[1], -1, attn.head_dim)
-        k = attn.k_proj(hidden).view(shape).transpose(1, 2)
-        v = attn.v_proj(hidden).view(shape).transpose(1, 2)
+    for i, (k, v) in enumerate(_cross_attention_states(model, hidden)):
         cache.cross_attention_cache.update(k.index_select(0, rows).contiguous(),
                                            v.index_select(0, rows).contiguous(), i)
         cache.is_updated[i] = True
@@ -539,9 +535,20 @@ def _take_groups(entries: list, size: int, answers_at: int) -> Iterator[list]:
         yield part
 
 
+def _cross_attention_states(model, hidden: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every decoder layer's cross-attention keys and values over ``hidden``, (B, heads, T, head_dim)
+    each: computed once per chunk of audios, whatever the number of questions and candidates."""
+    out = []
+    for layer in model.model.decoder.layers:
+        attn = layer.encoder_attn
+        shape = (hidden.shape[0], hidden.shape[1], -1, attn.head_dim)
+        out.append((attn.k_proj(hidden).view(shape).transpose(1, 2), attn.v_proj(hidden).view(shape).transpose(1, 2)))
+    return out
+
+
 def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], prompts: Sequence[list[int]],
                          answers: Sequence[Sequence[list[int]]], pad_id: int,
-                         scored_tail: Sequence[int] | None = None) -> list[np.ndarray]:
+                         scored_tail: Sequence[int] | None = None, cross: list | None = None) -> list[np.ndarray]:
     """Summed log-likelihood of each answer after its prompt (``prompts[e]`` about audio
     ``hidden[rows[e]]``; returns one float64 array per prompt, one value per answer), in three
     decoder calls whatever the questions, each on the cached self-attention keys and values of the
@@ -559,14 +566,8 @@ def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], promp
     """
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    decoder = model.model.decoder
     dev = hidden.device
-    cross = []
-    for layer in decoder.layers:
-        attn = layer.encoder_attn
-        shape = (hidden.shape[0], hidden.shape[1], -1, attn.head_dim)
-        cross.append((attn.k_proj(hidden).view(shape).transpose(1, 2),
-                      attn.v_proj(hidden).view(shape).transpose(1, 2)))
+    cross = cross if cross is not None else _cross_attention_states(model, hidden)
 
     def filled_cache(audio_rows: torch.Tensor, self_kv=None, self_rows=None) -> EncoderDecoderCache:
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
