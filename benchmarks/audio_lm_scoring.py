@@ -84,9 +84,10 @@ def main(argv=None) -> int:
     seconds = {m: 0.0 for m in MODES}
     audio_seconds, largest_diff, same_class, answers = 0.0, 0.0, 0, 0
     recordings = [rec for p in patients for rec in p.recordings]
+    rate = read_rate(audio)
     for n, rec in enumerate(tqdm(recordings, desc="score", unit="rec")):
-        wave = load_recording(rec, read_rate(audio))
-        audio_seconds += wave.size / read_rate(audio)
+        wave = load_recording(rec, rate)
+        audio_seconds += wave.size / rate
         segments = recording_segments(rec, audio)
         probs = {}
         order = list(MODES) if n % 2 == 0 else list(MODES)[::-1]

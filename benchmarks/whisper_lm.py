@@ -315,13 +315,13 @@ def split_name(folder: Path) -> str:
 
 def training_figures(summary: dict, cfg, metrics_path: Path) -> dict:
     """The training figures of the results file, from the recipe's summary and ``metrics.jsonl``."""
-    losses = {r["step"]: r["loss"] for r in map(json.loads, metrics_path.read_text().splitlines())
-              if "loss" in r and r.get("loss") is not None}
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in records if r.get("loss") is not None}
     steps = summary["steps"]
     last = [v for s, v in losses.items() if s > steps - 20]  # every step's with train.log_every 1
     # A resumed run's clock starts again at 0: the wall time of the earlier processes is the last
     # elapsed_s each logged before the clock went back (one segment per process).
-    clock = [r["elapsed_s"] for r in map(json.loads, metrics_path.read_text().splitlines()) if "elapsed_s" in r]
+    clock = [r["elapsed_s"] for r in records if "elapsed_s" in r]
     earlier = sum(a for a, b in zip(clock, clock[1:]) if b < a)
     return {"steps": steps, "planned_steps": summary["planned_steps"], "stopped": summary["stopped"],
             "examples_seen": steps * cfg.train.batch_size * cfg.train.grad_accum,
@@ -419,9 +419,10 @@ def main(argv=None) -> int:
         report = {**previous, "rescore_command": command}
     else:
         # a fresh run: the recipe's log and checkpoints of an earlier run in --runs would mix with this one's
-        for stale in (() if args.resume else ("checkpoints", "metrics.jsonl", "predictions_val.csv", "summary.json")):
+        # (--resume: continue them instead)
+        for stale in ("checkpoints", "metrics.jsonl", "predictions_val.csv", "summary.json"):
             path = args.runs / stale
-            if path.exists():
+            if path.exists() and not args.resume:
                 log.info("removing %s of an earlier run", path)
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         # the one training path: the recipe, the split's test patients as its validation patients

@@ -420,13 +420,9 @@ class WhisperLMBackend(AudioLMBackend):
                 labels, _ = pad_ids([[IGNORE_INDEX] * len(p) + a for p, a in part], IGNORE_INDEX, "right")
                 rows = torch.tensor([owners[g + j][0] for j in range(len(part))], device=dev)
                 hidden_dec = _decode_shared_audio(model, hidden, rows, ids.to(dev), mask.to(dev))
-                target = labels[:, 1:].to(dev)
-                keep = target != IGNORE_INDEX
-                # the output layer on the answer positions only
-                logp = torch.log_softmax(model.proj_out(hidden_dec[:, :-1][keep]).float(), dim=-1)
-                tok = logp.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)
-                sums = torch.zeros(len(part), dtype=torch.float64, device=dev).index_add_(
-                    0, keep.nonzero()[:, 0], tok.double()).cpu().numpy()
+                keep = labels[:, 1:].to(dev) != IGNORE_INDEX  # the answer positions only
+                sums = _add_token_log_likelihoods(torch.zeros(len(part), dtype=torch.float64, device=dev), model,
+                                                  hidden_dec, ids.to(dev), keep).cpu().numpy()
                 for j, s in enumerate(sums):
                     i, t, c = owners[g + j]
                     results[t][start + i, c] = s
@@ -546,9 +542,18 @@ def _cross_attention_states(model, hidden: torch.Tensor) -> list[tuple[torch.Ten
     return out
 
 
+def _add_token_log_likelihoods(total: torch.Tensor, model, hidden: torch.Tensor, ids: torch.Tensor,
+                               keep: torch.Tensor) -> torch.Tensor:
+    """``total`` (one float64 per row) plus, per row, the log-likelihood of each token ``ids[:, k + 1]``
+    predicted from ``hidden[:, k]`` where ``keep[:, k]``; the output layer only at those positions."""
+    logp = torch.log_softmax(model.proj_out(hidden[:, :-1][keep]).float(), dim=-1)
+    tok = logp.gather(-1, ids[:, 1:][keep].unsqueeze(-1)).squeeze(-1)
+    return total.index_add(0, keep.nonzero()[:, 0], tok.double())
+
+
 def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], prompts: Sequence[list[int]],
                          answers: Sequence[Sequence[list[int]]], pad_id: int,
-                         scored_tail: Sequence[int] | None = None, cross: list | None = None) -> list[np.ndarray]:
+                         scored_tail: Sequence[int], cross: list) -> list[np.ndarray]:
     """Summed log-likelihood of each answer after its prompt (``prompts[e]`` about audio
     ``hidden[rows[e]]``; returns one float64 array per prompt, one value per answer), in three
     decoder calls whatever the questions, each on the cached self-attention keys and values of the
@@ -567,7 +572,6 @@ def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], promp
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     dev = hidden.device
-    cross = cross if cross is not None else _cross_attention_states(model, hidden)
 
     def filled_cache(audio_rows: torch.Tensor, self_kv=None, self_rows=None) -> EncoderDecoderCache:
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
@@ -595,7 +599,7 @@ def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], promp
     # 1. what all prompts about one audio share (the preamble), once per audio
     entry_audio = torch.tensor(list(rows), device=dev)
     audios = list(dict.fromkeys(rows))
-    tail = list(scored_tail) if scored_tail is not None else [0] * len(prompts)
+    tail = list(scored_tail)
     shared = {}
     for a in audios:
         mine = [e for e, r in enumerate(rows) if r == a]
@@ -619,9 +623,7 @@ def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], promp
         width = ids.shape[1]
         cols = torch.arange(width - 1, device=dev)[None, :]
         keep = cols >= (width - 1 - tail_t[:, None])
-        logp = torch.log_softmax(model.proj_out(last[:, :-1][keep]).float(), dim=-1)
-        tok = logp.gather(-1, ids.to(dev)[:, 1:][keep].unsqueeze(-1)).squeeze(-1)
-        tail_ll = tail_ll.index_add(0, keep.nonzero()[:, 0], tok.double())
+        tail_ll = _add_token_log_likelihoods(tail_ll, model, last, ids.to(dev), keep)
 
     # 3. every answer, on top of its prompt's keys and values
     owner = [e for e, ans in enumerate(answers) for _ in ans]
@@ -638,11 +640,9 @@ def _prompt_then_answers(model, hidden: torch.Tensor, rows: Sequence[int], promp
     total = torch.where(lengths > 0, total, torch.zeros_like(total)) + tail_ll.index_select(0, owner_t)
     if longest > 1:  # token k + 1 from position k of the answer pass
         keep = torch.arange(longest - 1, device=dev)[None, :] < (lengths[:, None] - 1)
-        logp = torch.log_softmax(model.proj_out(answer_hidden[:, :-1][keep]).float(), dim=-1)
-        tok = logp.gather(-1, answer_ids[:, 1:][keep].unsqueeze(-1)).squeeze(-1)
-        total = total.index_add(0, keep.nonzero()[:, 0], tok.double())
-    sums = total.cpu().numpy()
-    return [sums[[j for j, o in enumerate(owner) if o == e]] for e in range(len(answers))]
+        total = _add_token_log_likelihoods(total, model, answer_hidden, answer_ids, keep)
+    # the answers are laid out prompt after prompt: one slice of the sums per prompt
+    return np.split(total.cpu().numpy(), np.cumsum([len(ans) for ans in answers])[:-1])
 
 
 def lora_target_regex(settings: LoraSettings) -> str:
